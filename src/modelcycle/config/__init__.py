@@ -1,0 +1,1 @@
+"""Configuration: runtime settings (.env + environment), the project spec, logging set-up."""

@@ -1,0 +1,239 @@
+"""The project spec, ``modelcycle.toml``: what the project predicts, from which data, and how.
+
+The spec is a pydantic model. Unknown keys are errors with a "did you mean" hint, and every
+problem names its key and the fix. Later lifecycle stages add their own sections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelcycle.config.errors import validation_error_to_config_error
+from modelcycle.errors import ConfigError, ProjectError
+
+SPEC_FILENAME = "modelcycle.toml"
+
+Task = Literal["regression", "classification"]
+REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
+CLASSIFICATION_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "f1",
+    "precision",
+    "recall",
+    "balanced_accuracy",
+    "log_loss",
+    "brier",
+)
+DEFAULT_METRIC: dict[str, str] = {"regression": "mae", "classification": "roc_auc"}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Section):
+    """Where the project's data comes from: a file, or a SQL table or query."""
+
+    path: Path | None = Field(default=None, description="CSV or Parquet file, relative to project.")
+    url: str | None = Field(default=None, description="SQLAlchemy URL of a database.")
+    table: str | None = Field(default=None, description="Table to read (with url).")
+    query: str | None = Field(default=None, description="SQL query to read (with url).")
+    delimiter: str | None = Field(default=None, description="CSV delimiter; sniffed when absent.")
+    encoding: str | None = Field(default=None, description="Text encoding; sniffed when absent.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `data.path` or `data.url`")
+        if self.url is not None and (self.table is None) == (self.query is None):
+            raise ValueError("with `data.url`, give exactly one of `data.table` or `data.query`")
+        return self
+
+
+class SplitSpec(_Section):
+    """How the data is split into train, validation and test parts."""
+
+    method: Literal["auto", "random", "stratified", "time", "group"] = Field(
+        default="auto",
+        description="auto: stratified for classification, time when a time column exists, "
+        "else random.",
+    )
+    test_size: float = Field(default=0.2, gt=0, lt=0.9, description="Share of rows for test.")
+    valid_size: float = Field(default=0.2, gt=0, lt=0.9, description="Share of rows for valid.")
+    seed: int = Field(default=42, description="Seed of every random choice in the split.")
+
+    @model_validator(mode="after")
+    def _room_for_training(self) -> SplitSpec:
+        if self.test_size + self.valid_size >= 0.9:
+            raise ValueError("`split.test_size` + `split.valid_size` must leave 10% for training")
+        return self
+
+
+class ImbalanceSpec(_Section):
+    """Class-imbalance handling, applied to training folds only."""
+
+    strategy: Literal["none", "class_weight", "random_over", "random_under", "smote"] = "none"
+    sampling_ratio: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="Minority/majority ratio the resamplers aim for.",
+    )
+
+
+class ColumnRule(_Section):
+    """Domain rules for one column: values outside them are impossible, not just unusual."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    nullable: bool = True
+
+
+class ValidationSpec(_Section):
+    """Thresholds for ``modelcycle data validate``."""
+
+    null_spike: float = Field(
+        default=0.1, ge=0, le=1, description="Null-rate increase vs the schema that is an error."
+    )
+    leakage_correlation: float = Field(
+        default=0.98, gt=0, le=1, description="|correlation| with the target that hints leakage."
+    )
+    duplicate_rows: float = Field(
+        default=0.05, ge=0, le=1, description="Duplicate-row share above which it is an error."
+    )
+    invalid_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Share of impossible values in a column above which it is an error.",
+    )
+    min_rows: int = Field(default=30, ge=2, description="Fewer rows than this is an error.")
+    columns: dict[str, ColumnRule] = Field(
+        default_factory=dict, description="Per-column domain rules (impossible values)."
+    )
+
+
+class ProjectSpec(_Section):
+    """The whole ``modelcycle.toml``."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    target: str = Field(min_length=1)
+    task: Task | None = Field(default=None, description="Inferred from the target when absent.")
+    metric: str | None = Field(default=None, description="Deciding metric; default by task.")
+    id_column: str | None = None
+    time_column: str | None = None
+    drop: list[str] = Field(default_factory=list, description="Columns that are never features.")
+    data: DataSource
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+
+    @model_validator(mode="after")
+    def _metric_fits_task(self) -> ProjectSpec:
+        if self.metric is None:
+            return self
+        known = {"regression": REGRESSION_METRICS, "classification": CLASSIFICATION_METRICS}
+        allowed = known[self.task] if self.task else REGRESSION_METRICS + CLASSIFICATION_METRICS
+        if self.metric not in allowed:
+            raise ValueError(
+                f"unknown metric {self.metric!r} for task {self.task or 'any'}; "
+                f"use one of {', '.join(allowed)}"
+            )
+        return self
+
+    def resolved_metric(self, task: Task) -> str:
+        """The deciding metric for ``task`` (the spec's, or the task's default)."""
+        return self.metric or DEFAULT_METRIC[task]
+
+
+class Project(BaseModel):
+    """A loaded project: its folder, its spec and the spec's content hash."""
+
+    model_config = ConfigDict(frozen=True)
+
+    root: Path
+    spec: ProjectSpec
+    spec_hash: str
+
+    @property
+    def spec_path(self) -> Path:
+        """The ``modelcycle.toml`` file."""
+        return self.root / SPEC_FILENAME
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the spec or command line, relative to the project folder."""
+        path = path.expanduser()
+        return path if path.is_absolute() else self.root / path
+
+
+def parse_spec(text: str, where: str = SPEC_FILENAME) -> ProjectSpec:
+    """Parse and validate spec text.
+
+    Raises:
+        ConfigError: Bad TOML, an unknown key or a wrong type; the message names the key.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(
+            f"{where} is not valid TOML: {err}", f"fix the syntax in {where}"
+        ) from None
+    try:
+        return ProjectSpec.model_validate(raw)
+    except ValidationError as err:
+        raise validation_error_to_config_error(
+            err,
+            ProjectSpec,
+            where=where,
+            key_name=lambda loc: ".".join(str(p) for p in loc) or "(top level)",
+            fix=f"edit {where}; every key is described in docs/data.md",
+        ) from None
+
+
+def find_project_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` that holds a ``modelcycle.toml``."""
+    start = start.expanduser().resolve()
+    for folder in (start, *start.parents):
+        if (folder / SPEC_FILENAME).is_file():
+            return folder
+    return None
+
+
+def load_project(project_dir: Path | None = None) -> Project:
+    """Load the project at ``project_dir``, or the nearest one above the current folder.
+
+    Raises:
+        ProjectError: No ``modelcycle.toml`` was found.
+        ConfigError: The spec is invalid.
+    """
+    if project_dir is not None:
+        root = project_dir.expanduser().resolve()
+        if not (root / SPEC_FILENAME).is_file():
+            raise ProjectError(
+                f"no {SPEC_FILENAME} in {root}",
+                f"run `modelcycle init {project_dir}` or pass --project to an existing project",
+            )
+    else:
+        found = find_project_root(Path.cwd())
+        if found is None:
+            raise ProjectError(
+                f"no {SPEC_FILENAME} in {Path.cwd()} or its parents",
+                "run `modelcycle init` here, or pass --project DIR",
+            )
+        root = found
+    raw = (root / SPEC_FILENAME).read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{root / SPEC_FILENAME} is not UTF-8 text", "save the file as UTF-8"
+        ) from None
+    spec = parse_spec(text, where=str(root / SPEC_FILENAME))
+    return Project(root=root, spec=spec, spec_hash=hashlib.sha256(raw).hexdigest())

@@ -1,0 +1,314 @@
+"""Read and write datasets: CSV (delimiter and encoding sniffed), Parquet, and SQL tables/queries.
+
+Reading normalises what real files get wrong (trailing spaces in headers, textual nulls such as
+"None", numbers stored as text) and records each fix as a note, so validation can report it.
+Everything a user can get wrong ends in one :class:`~modelcycle.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from modelcycle.config.spec import DataSource
+from modelcycle.errors import DataError
+
+CSV_SUFFIXES = {".csv", ".tsv", ".txt"}
+PARQUET_SUFFIXES = {".parquet", ".pq"}
+NULL_TOKENS = (
+    "None",
+    "none",
+    "NULL",
+    "null",
+    "NaN",
+    "nan",
+    "NA",
+    "N/A",
+    "n/a",
+    "#N/A",
+    "<NA>",
+    "-",
+)
+_SNIFF_BYTES = 1 << 20
+_DELIMITERS = ",;\t|"
+
+
+@dataclass
+class Dataset:
+    """A dataset read into memory, where it came from, and what reading had to fix."""
+
+    frame: pd.DataFrame
+    source: str
+    notes: list[str] = field(default_factory=list)
+    mixed_types: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """Content digest of the frame (see :func:`frame_digest`)."""
+        return frame_digest(self.frame)
+
+
+def frame_digest(frame: pd.DataFrame) -> str:
+    """A sha256 of a frame's column names and values, independent of its index.
+
+    Vectorised through :func:`pandas.util.hash_pandas_object`, so it costs one pass over the data.
+    """
+    digest = hashlib.sha256("\x1f".join(map(str, frame.columns)).encode())
+    if len(frame):
+        hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+        digest.update(np.ascontiguousarray(hashed).tobytes())
+    return digest.hexdigest()
+
+
+def read_table(
+    path: Path | str,
+    *,
+    delimiter: str | None = None,
+    encoding: str | None = None,
+) -> Dataset:
+    """Read a CSV or Parquet file into a :class:`Dataset`.
+
+    Args:
+        path: The file. The format comes from the suffix, or from the content when unknown.
+        delimiter: CSV delimiter; sniffed from the first lines when ``None``.
+        encoding: Text encoding; UTF-8 is tried first, then detected, when ``None``.
+
+    Raises:
+        DataError: Missing, empty or unreadable file, wrong delimiter, duplicate column names.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(
+            f"data file {path} does not exist", "check the path (data.path in the spec)"
+        )
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file", "give a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"data file {path} is empty (0 bytes)", "give a file with a header and rows"
+        )
+    with path.open("rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if path.suffix.lower() in PARQUET_SUFFIXES or head.startswith(b"PAR1"):
+        return _normalise(_read_parquet(path), str(path), [])
+    if b"\x00" in head:
+        raise DataError(
+            f"{path} is not a CSV or Parquet file (it holds binary data)",
+            "export the data as CSV (UTF-8) or Parquet",
+        )
+    enc, notes = _sniff_encoding(path, head, encoding)
+    text = head.decode(enc, errors="replace")
+    sep = delimiter or _sniff_delimiter(text)
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    _check_header(path, header, sep, text)
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=sep,
+            encoding=enc,
+            keep_default_na=False,
+            na_values=[""],
+            skipinitialspace=True,
+            low_memory=False,
+        )
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise DataError(
+            f"cannot parse {path} as CSV with delimiter {sep!r}: {str(err).strip()}",
+            "check the delimiter (data.delimiter) and that every row has the same number of fields",
+        ) from None
+    if frame.empty:
+        raise DataError(f"{path} has a header but no rows", "give a file with at least one row")
+    return _normalise(frame, str(path), notes)
+
+
+def read_sql(url: str, *, table: str | None = None, query: str | None = None) -> Dataset:
+    """Read a table or query through SQLAlchemy.
+
+    Raises:
+        DataError: The database cannot be reached, or the table/query fails.
+    """
+    from sqlalchemy import create_engine, exc, text
+
+    from modelcycle.config.settings import mask
+
+    shown = mask(url)
+    try:
+        engine = create_engine(url)
+    except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
+        raise DataError(
+            f"invalid database URL {shown}: {err}",
+            "use a SQLAlchemy URL such as postgresql+psycopg://user@host/db or sqlite:///file.db "
+            "(PostgreSQL needs `pip install modelcycle[postgres]`)",
+        ) from None
+    sql = query if query is not None else f'SELECT * FROM "{table}"'
+    try:
+        with engine.connect() as conn:
+            frame = pd.read_sql_query(text(sql), conn)
+    except exc.OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        raise DataError(
+            f"cannot read from {shown}: {reason}",
+            "check that the database is running and the URL, table and query are right",
+        ) from None
+    except exc.SQLAlchemyError as err:
+        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+        raise DataError(
+            f"query failed on {shown}: {reason}", "check data.table / data.query"
+        ) from None
+    finally:
+        engine.dispose()
+    if frame.empty:
+        raise DataError(f"{table or 'the query'} on {shown} returned no rows", "check the query")
+    return _normalise(frame, f"{shown} ({table or query})", [])
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a frame as CSV or Parquet (by suffix), creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame.to_parquet(path, index=False)
+    elif path.suffix.lower() in CSV_SUFFIXES:
+        frame.to_csv(path, index=False)
+    else:
+        raise DataError(f"cannot write {path}: unknown format", "use a .csv or .parquet file name")
+    return path
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises many types for a damaged file
+        raise DataError(
+            f"{path} is not a readable Parquet file: {err}", "re-export the file"
+        ) from None
+    if frame.empty:
+        raise DataError(f"{path} has no rows", "give a file with at least one row")
+    return frame
+
+
+def _sniff_encoding(path: Path, head: bytes, encoding: str | None) -> tuple[str, list[str]]:
+    if encoding:
+        try:
+            head.decode(encoding)
+        except (LookupError, UnicodeDecodeError) as err:
+            raise DataError(
+                f"{path} cannot be decoded as {encoding}: {err}",
+                "fix data.encoding in the spec, or remove it to let modelcycle detect it",
+            ) from None
+        return encoding, []
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # a multi-byte character cut at the sniff boundary is fine
+        if err.start < len(head) - 4:
+            from charset_normalizer import from_bytes
+
+            best = from_bytes(head).best()
+            if best is None:
+                raise DataError(
+                    f"{path} is not text in any encoding modelcycle recognises",
+                    "save it as UTF-8 CSV or Parquet",
+                ) from None
+            note = (
+                f"{path.name} is not UTF-8; read it as {best.encoding} "
+                "(save it as UTF-8, or set data.encoding, to silence this)"
+            )
+            return best.encoding, [note]
+    return "utf-8-sig", []
+
+
+def _sniff_delimiter(text: str) -> str:
+    sample = "\n".join(text.splitlines()[:50])
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        first = sample.splitlines()[0] if sample else ""
+        counts = {d: first.count(d) for d in _DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+
+def _check_header(path: Path, header: list[str], sep: str, text: str) -> None:
+    names = [h.strip() for h in header]
+    if len(names) == 1:
+        others = [d for d in _DELIMITERS if d != sep and d in names[0]]
+        if others:
+            raise DataError(
+                f"{path} reads as one column with delimiter {sep!r}, but its header holds "
+                f"{others[0]!r}",
+                f"set data.delimiter = {others[0]!r} in the spec (or --delimiter)",
+            )
+    seen: set[str] = set()
+    dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise DataError(
+            f"{path} has duplicate column names: {', '.join(dupes)}",
+            "rename the columns so each name appears once",
+        )
+    if len(text.splitlines()) < 2:
+        raise DataError(f"{path} has a header but no rows", "give a file with at least one row")
+
+
+def _normalise(frame: pd.DataFrame, source: str, notes: list[str]) -> Dataset:
+    """Strip header spaces, turn textual nulls into NaN, and numbers stored as text into numbers."""
+    stripped = [str(c).strip() for c in frame.columns]
+    renamed = [f"{c!r}" for c, s in zip(frame.columns, stripped, strict=True) if str(c) != s]
+    if renamed:
+        notes.append(f"stripped spaces from column names: {', '.join(renamed)}")
+        frame.columns = pd.Index(stripped)
+    if frame.columns.duplicated().any():
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise DataError(
+            f"{source} has duplicate column names: {', '.join(map(str, dupes))}",
+            "rename the columns so each name appears once",
+        )
+    mixed: dict[str, list[str]] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+            continue
+        values = column.astype("string").str.strip()
+        nulls = values.isin(NULL_TOKENS)
+        if nulls.any():
+            tokens = sorted(set(values[nulls].dropna()))
+            notes.append(
+                f"column {name!r}: {int(nulls.sum())} textual nulls ({', '.join(tokens)}) read as "
+                "missing"
+            )
+            values = values.mask(nulls)
+        present = values.notna()
+        numbers = pd.to_numeric(values, errors="coerce")
+        parsed = numbers.notna()
+        n_present, n_parsed = int(present.sum()), int(parsed.sum())
+        if n_present and n_parsed == n_present:
+            frame[name] = numbers.astype("float64") if numbers.hasnans else numbers
+        elif n_present and n_parsed / n_present >= 0.9:
+            bad = values[present & ~parsed]
+            mixed[str(name)] = [str(v) for v in bad.unique()[:5]]
+            frame[name] = values
+        elif nulls.any():
+            frame[name] = values
+    return Dataset(frame=frame, source=source, notes=notes, mixed_types=mixed)
+
+
+def read_source(source: DataSource, root: Path, override: Path | None = None) -> Dataset:
+    """Read a project's data: ``override`` when given, else the spec's file or SQL source.
+
+    Args:
+        source: The spec's ``[data]`` section.
+        root: The project folder; relative paths are resolved against it.
+        override: A file given on the command line instead of the spec's source.
+    """
+    if override is not None:
+        return read_table(override, delimiter=source.delimiter, encoding=source.encoding)
+    if source.path is not None:
+        path = source.path if source.path.is_absolute() else root / source.path
+        return read_table(path, delimiter=source.delimiter, encoding=source.encoding)
+    assert source.url is not None
+    return read_sql(source.url, table=source.table, query=source.query)

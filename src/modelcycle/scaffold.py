@@ -1,0 +1,299 @@
+"""``modelcycle init``: scaffold a project folder with a commented spec, from an example or data."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from modelcycle.config.settings import settings_fields
+from modelcycle.config.spec import DEFAULT_METRIC, SPEC_FILENAME, parse_spec
+from modelcycle.data.io import read_table
+from modelcycle.data.schema import FeatureSchema, infer_task, missing_column_error
+from modelcycle.errors import ProjectError
+
+EXAMPLES = ("rent", "rent-default")
+Example = Literal["rent", "rent-default"]
+GITIGNORE = """\
+# modelcycle project: data, stores, logs and secrets stay out of git
+.env
+data/
+reports/
+logs/
+.modelcycle/
+mlruns/
+*.db
+"""
+_ID_NAMES = re.compile(r"(^id$|_id$|^id_|uuid|^key$)", re.IGNORECASE)
+_TIME_NAMES = re.compile(r"(date|time|timestamp|_at$|^ts$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Scaffold:
+    """What ``init`` wrote."""
+
+    root: Path
+    files: list[Path]
+    data_path: Path | None
+    spec_text: str
+
+
+def env_example() -> str:
+    """The ``.env.example`` text: every setting with its default and a comment."""
+    lines = [
+        "# modelcycle settings. Copy to .env (never commit .env) and uncomment what you change.",
+        "# Unset paths and URLs are derived from the project folder.",
+        "",
+    ]
+    for var, default, description in settings_fields():
+        shown = "" if default is None else str(default)
+        lines += [f"# {description}", f"# {var}={shown}", ""]
+    return "\n".join(lines)
+
+
+def rent_spec(data_path: str, name: str = "rent") -> str:
+    """The commented spec of the running example: monthly rent of an apartment."""
+    year = datetime.now(UTC).year
+    return f'''\
+# modelcycle project spec — every key is described in docs/data.md
+name = "{name}"
+target = "rent"                 # monthly rent in EUR
+task = "regression"
+metric = "mae"                  # the metric that decides between models
+drop = ["address"]              # free text: never a feature
+
+[data]
+path = "{data_path}"
+
+[split]
+method = "random"               # random | stratified | time | group
+test_size = 0.2
+valid_size = 0.2
+seed = 42
+
+[validation]
+null_spike = 0.1                # null-rate increase vs the schema that is an error
+invalid_share = 0.01            # share of impossible values in a column that is an error
+
+# Impossible values: checked on every dataset, before training and scoring.
+[validation.columns.construction_year]
+min = 1800
+max = {year}
+
+[validation.columns.area]
+min = 10
+max = 1000
+
+[validation.columns.rent]
+min = 100
+
+[validation.columns.rooms]
+min = 1
+
+[validation.columns.energy]
+allowed = ["A", "B", "C", "D", "E", "F", "G"]
+'''
+
+
+def default_spec(data_path: str, name: str = "rent_default") -> str:
+    """The commented spec of the imbalanced classification example: will the tenant pay late."""
+    return f'''\
+# modelcycle project spec — every key is described in docs/data.md
+name = "{name}"
+target = "late_payment"         # 1 = the tenant paid late (about 6% of tenants)
+task = "classification"
+metric = "pr_auc"               # suits a rare positive class
+id_column = "tenant_id"
+time_column = "contract_start"
+
+[data]
+path = "{data_path}"
+
+[split]
+method = "stratified"           # keeps the 6% positives in every part
+test_size = 0.2
+valid_size = 0.2
+seed = 42
+
+[imbalance]
+strategy = "class_weight"       # none | class_weight | random_over | random_under | smote
+'''
+
+
+def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) -> str:
+    """A commented spec filled in from a dataset: target, task, metric, id and time columns."""
+    if target not in frame.columns:
+        raise missing_column_error(target, frame.columns, "target")
+    task = infer_task(frame[target])
+    schema = FeatureSchema.infer(frame, target=target, task=task)
+    id_column = next(
+        (
+            c.name
+            for c in schema.columns
+            if c.role == "feature" and _ID_NAMES.search(c.name) and c.n_unique >= 0.9 * len(frame)
+        ),
+        None,
+    )
+    time_column = next(
+        (
+            c.name
+            for c in schema.columns
+            if c.role == "feature"
+            and (c.kind == "datetime" or (_TIME_NAMES.search(c.name) and c.kind != "numeric"))
+        ),
+        None,
+    )
+    drop = [c.name for c in schema.columns if c.kind == "text" and c.name != id_column]
+    lines = [
+        "# modelcycle project spec — every key is described in docs/data.md",
+        f"# Filled in from {data_path}: check each inferred value.",
+        f'name = "{name}"',
+        f'target = "{target}"',
+        f'task = "{task}"              # inferred from the target',
+        f'metric = "{DEFAULT_METRIC[task]}"  # the metric that decides between models',
+    ]
+    lines.append(
+        f'id_column = "{id_column}"'
+        if id_column
+        else '# id_column = ""   # no id column recognised'
+    )
+    lines.append(
+        f'time_column = "{time_column}"' if time_column else '# time_column = ""  # none recognised'
+    )
+    shown = ", ".join(f'"{d}"' for d in drop)
+    lines.append(f"drop = [{shown}]   # free-text columns are never features")
+    method = "stratified" if task == "classification" else ("time" if time_column else "random")
+    lines += [
+        "",
+        "[data]",
+        f'path = "{data_path}"',
+        "",
+        "[split]",
+        f'method = "{method}"',
+        "test_size = 0.2",
+        "valid_size = 0.2",
+        "seed = 42",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def project_readme(name: str) -> str:
+    """The short README of a new project."""
+    return f"""\
+# {name}
+
+A [modelcycle](https://pypi.org/project/modelcycle/) project. Next steps:
+
+```bash
+modelcycle data validate          # check the data against the spec
+modelcycle data eda               # explore it: reports/eda.html
+modelcycle data split             # train / valid / test parts in data/splits/
+```
+
+`modelcycle.toml` is the project spec; `.env.example` lists every runtime setting.
+"""
+
+
+def init_project(
+    root: Path,
+    *,
+    example: Example | None = None,
+    data: Path | None = None,
+    target: str | None = None,
+    rows: int = 5000,
+    seed: int = 42,
+    force: bool = False,
+) -> Scaffold:
+    """Create a project folder.
+
+    Args:
+        root: The folder to create or fill.
+        example: Scaffold a running example and generate its data.
+        data: The user's dataset (with ``target``) to fill the spec from.
+        target: The target column of ``data``.
+        rows: Rows of generated example data.
+        seed: Seed of generated example data.
+        force: Overwrite existing files.
+
+    Raises:
+        ProjectError: Files would be overwritten without ``force``, or the options conflict.
+    """
+    if example and data:
+        raise ProjectError("give either --example or --data, not both", "pick one")
+    if data is not None and not target:
+        raise ProjectError("--data needs --target COLUMN", "name the column to predict")
+    root = root.expanduser().resolve()
+    name = _project_name(root, example)
+    data_path: Path | None = None
+    if example == "rent":
+        data_path = root / "data" / "rent_apartments.csv"
+        spec = rent_spec("data/rent_apartments.csv", name)
+    elif example == "rent-default":
+        data_path = root / "data" / "rent_default.csv"
+        spec = default_spec("data/rent_default.csv", name)
+    elif data is not None:
+        data = data.expanduser().resolve()
+        shown = str(data.relative_to(root)) if data.is_relative_to(root) else str(data)
+        spec = spec_from_data(read_table(data).frame, shown, target or "", name)
+    else:
+        spec = _blank_spec(name)
+    files = {
+        root / SPEC_FILENAME: spec,
+        root / ".env.example": env_example(),
+        root / ".gitignore": GITIGNORE,
+        root / "README.md": project_readme(name),
+    }
+    existing = [p for p in files if p.exists()]
+    if data_path is not None and data_path.exists():
+        existing.append(data_path)
+    if existing and not force:
+        shown_files = ", ".join(str(p.relative_to(root)) for p in existing)
+        raise ProjectError(
+            f"{root} already has {shown_files}",
+            "use another folder, or --force to overwrite",
+        )
+    parse_spec(spec, where=f"generated {SPEC_FILENAME}")  # a template bug must not reach users
+    for folder in ("data", "reports"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+    written = list(files)
+    if data_path is not None:
+        from modelcycle.data import examples
+        from modelcycle.data.io import write_table
+
+        frame = (
+            examples.rent_apartments(rows=rows, seed=seed)
+            if example == "rent"
+            else examples.rent_default(rows=rows, seed=seed)
+        )
+        written.append(write_table(frame, data_path))
+    return Scaffold(root=root, files=written, data_path=data_path, spec_text=spec)
+
+
+def _project_name(root: Path, example: str | None) -> str:
+    if example:
+        return example.replace("-", "_")
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", root.name).strip("_.-")
+    return cleaned or "project"
+
+
+def _blank_spec(name: str) -> str:
+    return f'''\
+# modelcycle project spec — every key is described in docs/data.md
+name = "{name}"
+target = "CHANGE_ME"            # the column to predict
+# task = "regression"           # regression | classification (inferred when absent)
+# metric = "mae"                # the metric that decides between models
+# id_column = ""
+# time_column = ""
+drop = []
+
+[data]
+path = "data/CHANGE_ME.csv"     # or: url = "postgresql+psycopg://..." with table = "..."
+'''
