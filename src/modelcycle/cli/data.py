@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.console import Console
 
-from modelcycle.cli._shared import STATE, console
+from modelcycle.cli._shared import STATE, console, err_console
 
 if TYPE_CHECKING:
     from modelcycle.config.spec import Project
     from modelcycle.data.io import Dataset
-    from modelcycle.data.schema import FeatureSchema
-    from modelcycle.data.validation import ValidationReport
 
 app = typer.Typer(help="The data stage: schema, validate, eda, split.", no_args_is_help=True)
 
@@ -23,39 +22,21 @@ DataArg = Annotated[
         help="CSV or Parquet file (default: the spec's data source).", show_default=False
     ),
 ]
-SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def load(data: Path | None) -> tuple[Project, Dataset]:
+def load(data: Path | None, out: Console = console) -> tuple[Project, Dataset]:
     """The project and its dataset (or the file given instead), read with a spinner."""
     from modelcycle.data.io import read_source
 
     project = STATE.project()
-    with console.status("Reading the data..."):
+    with out.status("Reading the data..."):
         dataset = read_source(project.spec.data, project.root, data)
-    console.print(
+    out.print(
         f"Read {len(dataset.frame):,} rows × {dataset.frame.shape[1]} columns from "
         f"{dataset.source}",
         highlight=False,
     )
     return project, dataset
-
-
-def infer(project: Project, dataset: Dataset) -> FeatureSchema:
-    """The schema of a dataset under the project's spec (roles from the spec)."""
-    from modelcycle.data.schema import FeatureSchema
-
-    spec = project.spec
-    return FeatureSchema.infer(
-        dataset.frame,
-        target=spec.target,
-        task=spec.task,
-        id_column=spec.id_column,
-        time_column=spec.time_column,
-        drop=spec.drop,
-        source=dataset.source,
-        data_digest=dataset.digest,
-    )
 
 
 @app.command()
@@ -68,8 +49,12 @@ def schema(
     """Infer the FeatureSchema (names, types, roles, ranges, categories) and save it as JSON."""
     from rich.table import Table
 
+    from modelcycle.data.schema import schema_for_spec
+
     project, dataset = load(data)
-    inferred = infer(project, dataset)
+    inferred = schema_for_spec(
+        dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
+    )
     path = inferred.save(project.resolve(out))
     table = Table(title=f"schema ({inferred.task or 'no target'})")
     for header in ("column", "kind", "role", "null %", "unique", "range / top values"):
@@ -99,44 +84,22 @@ def validate(
 ) -> None:
     """Check the data against the spec (and a saved schema): exit code 1 when there are errors."""
     from modelcycle.data.schema import FeatureSchema
+    from modelcycle.data.validation import render_findings, write_html_report
     from modelcycle.data.validation import validate as run_validation
-    from modelcycle.data.validation import write_html_report
 
-    project, dataset = load(data)
+    project, dataset = load(data, err_console if as_json else console)
     saved = FeatureSchema.load(project.resolve(schema)) if schema else None
-    with console.status("Validating..."):
+    with err_console.status("Validating..."):
         result = run_validation(dataset, project.spec, saved)
     if as_json:
         print(result.to_json())
     else:
-        print_findings(result)
+        render_findings(result, console)
     if report is not None:
         path = write_html_report(result, project.resolve(report))
         console.print(f"Report: {path}")
     if not result.ok:
         raise typer.Exit(1)
-
-
-def print_findings(result: ValidationReport) -> None:
-    """The findings as a Rich table, then one summary line."""
-    from rich.table import Table
-
-    if result.findings:
-        table = Table(title=f"validation of {result.source}", show_lines=False, expand=False)
-        table.add_column("severity")
-        table.add_column("check")
-        table.add_column("finding", overflow="fold")
-        table.add_column("fix", overflow="fold", style="dim")
-        for f in result.findings:
-            style = SEVERITY_STYLE[f.severity]
-            table.add_row(f"[{style}]{f.severity}[/]", f.check, f.message, f.hint)
-        console.print(table)
-    counts = result.counts()
-    verdict = "[bold green]OK[/]" if result.ok else "[bold red]FAILED[/]"
-    console.print(
-        f"{verdict}: {counts['error']} errors, {counts['warning']} warnings, "
-        f"{counts['info']} notes on {result.n_rows:,} rows"
-    )
 
 
 @app.command()
@@ -148,9 +111,12 @@ def eda(
 ) -> None:
     """Explore the data: a self-contained HTML report (works offline) and a terminal summary."""
     from modelcycle.data.eda import explore, render_summary
+    from modelcycle.data.schema import schema_for_spec
 
     project, dataset = load(data)
-    inferred = infer(project, dataset)
+    inferred = schema_for_spec(
+        dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
+    )
     with console.status("Building the EDA report..."):
         summary = explore(
             dataset.frame, inferred, out=project.resolve(out), title=f"{project.spec.name}: EDA"

@@ -11,7 +11,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from modelcycle import __version__
 from modelcycle.errors import DataError
+
+if TYPE_CHECKING:
+    from modelcycle.config.spec import ProjectSpec
 
 SCHEMA_FORMAT = 1
 Kind = Literal["numeric", "boolean", "categorical", "text", "datetime"]
@@ -203,6 +206,22 @@ class FeatureSchema(BaseModel):
             task=task,
             columns=columns,
         )
+
+
+def schema_for_spec(
+    frame: pd.DataFrame, spec: ProjectSpec, *, source: str = "", data_digest: str = ""
+) -> FeatureSchema:
+    """Infer a dataset's schema with the roles the project spec gives (target, id, time, drop)."""
+    return FeatureSchema.infer(
+        frame,
+        target=spec.target,
+        task=spec.task,
+        id_column=spec.id_column,
+        time_column=spec.time_column,
+        drop=spec.drop,
+        source=source,
+        data_digest=data_digest,
+    )
 
 
 def infer_task(target: pd.Series) -> Literal["regression", "classification"]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,9 +21,13 @@ from modelcycle.data.io import Dataset
 from modelcycle.data.schema import ColumnSchema, FeatureSchema, infer_task, missing_column_error
 from modelcycle.errors import DataError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
 MAX_EXAMPLES = 5
+OUTLIER_IQR = 3.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ def validate(
         _check_against_schema(frame, schema, spec, out)
     _check_rules(frame, spec, out)
     _check_leakage(frame, spec, out)
+    _check_outliers(frame, spec, out)
     findings = sorted(out.findings, key=lambda f: SEVERITY_ORDER[f.severity])
     return ValidationReport(dataset.source, len(frame), frame.shape[1], findings)
 
@@ -136,6 +142,17 @@ def _check_shape(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
                 count=dupes,
                 hint="remove them at the source; training drops exact duplicates",
             )
+    rates = frame.isna().mean()
+    partial = rates[(rates > 0) & (rates < 1)].sort_values(ascending=False)
+    if len(partial):
+        shown = ", ".join(f"{name} {rate:.1%}" for name, rate in partial.items())
+        out.add(
+            "info",
+            "missing_values",
+            f"missing values in {len(partial)} columns: {shown}",
+            count=int(frame[partial.index].isna().sum().sum()),
+            hint="training imputes them; a sudden rise is flagged against a saved schema",
+        )
     for name in frame.columns:
         column = frame[name]
         nulls = int(column.isna().sum())
@@ -466,6 +483,43 @@ def _scalar(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _check_outliers(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> None:
+    """Extreme values: beyond ``OUTLIER_IQR`` interquartile ranges from the quartiles."""
+    skip = {spec.id_column, spec.time_column, *spec.drop}
+    numeric = [
+        c
+        for c in frame.columns
+        if c not in skip
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
+    if len(frame) < 20 or not numeric:
+        return
+    values = frame[numeric].astype("float64")
+    q1, q3 = values.quantile(0.25), values.quantile(0.75)
+    iqr = q3 - q1
+    low, high = q1 - OUTLIER_IQR * iqr, q3 + OUTLIER_IQR * iqr
+    extreme = (values.lt(low) | values.gt(high)) & iqr.gt(0)
+    for name in numeric:
+        mask = extreme[name]
+        count = int(mask.sum())
+        if not count:
+            continue
+        column = values[name]
+        worst = column[mask].abs().nlargest(3).index
+        shown = ", ".join(f"{v:g}" for v in column[worst])
+        out.add(
+            "warning" if name == spec.target else "info",
+            "outliers",
+            f"column {name!r}: {count} extreme values ({count / len(frame):.2%}) beyond "
+            f"{OUTLIER_IQR:g}×IQR of the quartiles [{low[name]:g}, {high[name]:g}] "
+            f"(e.g. {shown})",
+            column=str(name),
+            count=count,
+            hint="check for typos or unit errors; tree models tolerate them, linear ones less",
+        )
+
+
 def _examples(column: pd.Series) -> str:
     return ", ".join(map(repr, column.dropna().unique()[:MAX_EXAMPLES].tolist()))
 
@@ -480,3 +534,61 @@ def require_columns(frame: pd.DataFrame, spec: ProjectSpec) -> None:
     for label, name in named.items():
         if name is not None and name not in frame.columns:
             raise missing_column_error(name, frame.columns, label)
+
+
+SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def render_findings(report: ValidationReport, console: Console) -> None:
+    """Print the findings as a Rich table, then one summary line."""
+    from rich.table import Table
+
+    if report.findings:
+        table = Table(title=f"validation of {report.source}", show_lines=False)
+        table.add_column("severity")
+        table.add_column("check")
+        table.add_column("finding", overflow="fold")
+        table.add_column("fix", overflow="fold", style="dim")
+        for f in report.findings:
+            style = SEVERITY_STYLE[f.severity]
+            table.add_row(f"[{style}]{f.severity}[/]", f.check, f.message, f.hint)
+        console.print(table)
+    counts = report.counts()
+    verdict = "[bold green]OK[/]" if report.ok else "[bold red]FAILED[/]"
+    console.print(
+        f"{verdict}: {counts['error']} errors, {counts['warning']} warnings, "
+        f"{counts['info']} notes on {report.n_rows:,} rows"
+    )
+
+
+def write_html_report(report: ValidationReport, path: Path) -> Path:
+    """Write the findings as a self-contained HTML page."""
+    from modelcycle.htmlreport import Card, Cell, Page
+
+    counts = report.counts()
+    page = Page("Data validation", subtitle=report.source)
+    summary = page.section("Summary")
+    summary.cards(
+        [
+            Card(
+                "verdict", "OK" if report.ok else "FAILED", severity="ok" if report.ok else "error"
+            ),
+            Card("rows", report.n_rows),
+            Card("columns", report.n_columns),
+            Card("errors", counts["error"], severity="error" if counts["error"] else "ok"),
+            Card("warnings", counts["warning"], severity="warning" if counts["warning"] else "ok"),
+            Card("notes", counts["info"]),
+        ]
+    )
+    findings = page.section("Findings", intro="Most severe first.")
+    if report.findings:
+        findings.table(
+            [
+                [Cell(f.severity, severity=f.severity), f.check, f.column or "", f.message, f.hint]
+                for f in report.findings
+            ],
+            columns=["severity", "check", "column", "finding", "fix"],
+        )
+    else:
+        findings.callout("No problems found.", "ok")
+    return page.write(path)
