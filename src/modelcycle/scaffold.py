@@ -134,7 +134,7 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
         (
             c.name
             for c in schema.columns
-            if c.role == "feature" and _ID_NAMES.search(c.name) and c.n_unique >= 0.9 * len(frame)
+            if c.role != "target" and _ID_NAMES.search(c.name) and c.n_unique >= 0.9 * len(frame)
         ),
         None,
     )
@@ -142,12 +142,14 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
         (
             c.name
             for c in schema.columns
-            if c.role == "feature"
+            if c.role != "target"
+            and c.name != id_column
             and (c.kind == "datetime" or (_TIME_NAMES.search(c.name) and c.kind != "numeric"))
         ),
         None,
     )
-    drop = [c.name for c in schema.columns if c.kind == "text" and c.name != id_column]
+    named = {id_column, time_column}
+    drop = [c.name for c in schema.columns if c.kind == "text" and c.name not in named]
     lines = [
         "# modelcycle project spec — every key is described in docs/data.md",
         f"# Filled in from {data_path}: check each inferred value.",

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
         from loguru import logger
 
         if STATE.log_file is not None:
-            logger.opt(exception=err).debug("user error: {}", err)
+            logger.bind(file_only=True).opt(exception=err).debug("user error: {}", err)
         print_error(err)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:

@@ -29,6 +29,11 @@ class CliState:
     _settings: Settings | None = field(default=None, repr=False)
     _project: Project | None = field(default=None, repr=False)
 
+    def reset(self, project_dir: Path | None, log_level: str | None) -> None:
+        """Start a new invocation (the CLI can run several times in one process, e.g. tests)."""
+        self.project_dir, self.log_level, self.log_file = project_dir, log_level, None
+        self._settings = self._project = None
+
     def root(self) -> Path:
         """The project folder: ``--project``, else the nearest ``modelcycle.toml``, else cwd."""
         if self.project_dir is not None:
@@ -65,7 +70,7 @@ def report_crash(exc: BaseException) -> int:
 
     where = STATE.log_file
     if where is not None:
-        logger.opt(exception=exc).error("unexpected error: {}", exc)
+        logger.bind(file_only=True).opt(exception=exc).error("unexpected error: {}", exc)
     else:
         handle, name = tempfile.mkstemp(prefix="modelcycle-crash-", suffix=".log")
         with open(handle, "w", encoding="utf-8") as out:

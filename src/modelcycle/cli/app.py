@@ -56,8 +56,7 @@ def root(
     ] = False,
 ) -> None:
     """Global options, applied before any command."""
-    STATE.project_dir = project
-    STATE.log_level = "DEBUG" if verbose else ("WARNING" if quiet else None)
+    STATE.reset(project, "DEBUG" if verbose else ("WARNING" if quiet else None))
     setup_logging()
 
 

@@ -87,7 +87,8 @@ def validate(
     from modelcycle.data.validation import render_findings, write_html_report
     from modelcycle.data.validation import validate as run_validation
 
-    project, dataset = load(data, err_console if as_json else console)
+    out = err_console if as_json else console
+    project, dataset = load(data, out)
     saved = FeatureSchema.load(project.resolve(schema)) if schema else None
     with err_console.status("Validating..."):
         result = run_validation(dataset, project.spec, saved)
@@ -97,7 +98,7 @@ def validate(
         render_findings(result, console)
     if report is not None:
         path = write_html_report(result, project.resolve(report))
-        console.print(f"Report: {path}")
+        out.print(f"Report: {path}")
     if not result.ok:
         raise typer.Exit(1)
 

@@ -11,12 +11,17 @@ import inspect
 import logging
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from loguru import logger
 
 from modelcycle.config.settings import Settings
 
+if TYPE_CHECKING:
+    from loguru import Record
+
+FILE_ONLY = "file_only"
+"""Bind ``logger.bind(file_only=True)`` for records (tracebacks) that the console must not show."""
 LOG_FILE = "modelcycle.log"
 ERROR_FILE = "errors.log"
 INTERCEPTED = (
@@ -33,6 +38,10 @@ _FILE_FORMAT = (
     "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process} | {name}:{function}:{line} | "
     "{message} | {extra}"
 )
+
+
+def _not_file_only(record: Record) -> bool:
+    return not record["extra"].get(FILE_ONLY)
 
 
 class InterceptHandler(logging.Handler):
@@ -54,7 +63,7 @@ class InterceptHandler(logging.Handler):
 def configure_logging(
     settings: Settings,
     *,
-    console: TextIO | None = sys.stderr,
+    console: TextIO | None | bool = True,
     console_level: str | None = None,
     files: bool = True,
 ) -> Path | None:
@@ -62,7 +71,8 @@ def configure_logging(
 
     Args:
         settings: Log folder, level, format, rotation, retention and compression.
-        console: Stream for the console sink, or ``None`` for no console output.
+        console: Stream for the console sink; ``True`` for the current ``sys.stderr``;
+            ``None`` or ``False`` for no console output.
         console_level: Level for the console (default: the settings' level).
         files: Whether to write log files (off for commands that must not touch the disk).
 
@@ -71,7 +81,9 @@ def configure_logging(
     """
     logger.remove()
     json = settings.log_format == "json"
-    if console is not None:
+    if console is True:
+        console = sys.stderr
+    if console:
         logger.add(
             console,
             level=console_level or settings.log_level,
@@ -80,6 +92,7 @@ def configure_logging(
             serialize=json,
             backtrace=False,
             diagnose=False,
+            filter=_not_file_only,
         )
     log_file = None
     if files:
