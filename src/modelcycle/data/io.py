@@ -35,6 +35,9 @@ NULL_TOKENS = (
     "<NA>",
     "-",
 )
+MIXED_TYPE_SHARE = 0.1
+"""A column whose values are numbers but for at most this share is reported as mixed types."""
+_NUMERIC_SAMPLE = 1000
 _SNIFF_BYTES = 1 << 20
 _DELIMITERS = ",;\t|"
 
@@ -115,7 +118,6 @@ def read_table(
             keep_default_na=False,
             na_values=[""],
             skipinitialspace=True,
-            low_memory=False,
         )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         raise DataError(
@@ -273,28 +275,31 @@ def _normalise(frame: pd.DataFrame, source: str, notes: list[str]) -> Dataset:
         column = frame[name]
         if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
             continue
-        values = column.astype("string").str.strip()
-        nulls = values.isin(NULL_TOKENS)
-        if nulls.any():
-            tokens = sorted(set(values[nulls].dropna()))
+        nulls = column.isin(NULL_TOKENS)
+        n_nulls = int(nulls.sum())
+        if n_nulls:
+            tokens = sorted(map(str, pd.unique(column[nulls])))
             notes.append(
-                f"column {name!r}: {int(nulls.sum())} textual nulls ({', '.join(tokens)}) read as "
-                "missing"
+                f"column {name!r}: {n_nulls} textual nulls ({', '.join(tokens)}) read as missing"
             )
-            values = values.mask(nulls)
-        present = values.notna()
-        numbers = pd.to_numeric(values, errors="coerce")
-        parsed = numbers.notna()
-        n_present, n_parsed = int(present.sum()), int(parsed.sum())
-        if n_present and n_parsed == n_present:
-            frame[name] = numbers.astype("float64") if numbers.hasnans else numbers
-        elif n_present and n_parsed / n_present >= 0.9:
-            bad = values[present & ~parsed]
-            mixed[str(name)] = [str(v) for v in bad.unique()[:5]]
-            frame[name] = values
-        elif nulls.any():
-            frame[name] = values
+            column = column.mask(nulls)
+            frame[name] = column
+        present = column.dropna()
+        if present.empty or not _looks_numeric(present):
+            continue
+        numbers = pd.to_numeric(column, errors="coerce")
+        bad = present.index.difference(numbers.dropna().index)
+        if bad.empty:
+            frame[name] = numbers
+        elif len(bad) <= MIXED_TYPE_SHARE * len(present):
+            mixed[str(name)] = [str(v) for v in pd.unique(column[bad])[:5]]
     return Dataset(frame=frame, source=source, notes=notes, mixed_types=mixed)
+
+
+def _looks_numeric(present: pd.Series) -> bool:
+    """Whether most of a sample of a text column's values parse as numbers (cheap pre-check)."""
+    sample = present.sample(min(len(present), _NUMERIC_SAMPLE), random_state=0)
+    return bool(pd.to_numeric(sample, errors="coerce").notna().mean() >= 0.5)
 
 
 def read_source(source: DataSource, root: Path, override: Path | None = None) -> Dataset:

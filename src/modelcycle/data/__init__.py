@@ -1,0 +1,1 @@
+"""The data stage: read, describe, validate, explore and split datasets."""
