@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
 PYTEST_ARGS ?=
+# write bytecode: some machines set PYTHONDONTWRITEBYTECODE, which recompiles pandas/plotly every run
+unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format typecheck check bench browser clean

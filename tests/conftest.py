@@ -52,7 +52,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_url() -> str:
     """A reachable PostgreSQL URL (the CI server on 127.0.0.1:5432 by default)."""
     try:
         from sqlalchemy import create_engine, text
@@ -65,7 +65,7 @@ def postgres_url() -> Iterator[str]:
         engine.dispose()
     except Exception as err:
         _unavailable("postgres", f"cannot connect to {POSTGRES_URL}: {err}".splitlines()[0])
-    yield POSTGRES_URL
+    return POSTGRES_URL
 
 
 @pytest.fixture

@@ -37,3 +37,8 @@ class DataError(ModelcycleError):
 
 class ProjectError(ModelcycleError):
     """The project folder is missing, incomplete, or would be overwritten."""
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 value"``, ``"3 values"``: a count with its noun, for messages."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"

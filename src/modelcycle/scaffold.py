@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,6 +43,11 @@ class Scaffold:
     spec_text: str
 
 
+def q(value: str) -> str:
+    """A TOML basic string for ``value`` (JSON string escapes are valid TOML)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def env_example() -> str:
     """The ``.env.example`` text: every setting with its default and a comment."""
     lines = [
@@ -58,16 +64,16 @@ def env_example() -> str:
 def rent_spec(data_path: str, name: str = "rent") -> str:
     """The commented spec of the running example: monthly rent of an apartment."""
     year = datetime.now(UTC).year
-    return f'''\
+    return f"""\
 # modelcycle project spec — every key is described in docs/data.md
-name = "{name}"
+name = {q(name)}
 target = "rent"                 # monthly rent in EUR
 task = "regression"
 metric = "mae"                  # the metric that decides between models
 drop = ["address"]              # free text: never a feature
 
 [data]
-path = "{data_path}"
+path = {q(data_path)}
 
 [split]
 method = "random"               # random | stratified | time | group
@@ -96,14 +102,14 @@ min = 1
 
 [validation.columns.energy]
 allowed = ["A", "B", "C", "D", "E", "F", "G"]
-'''
+"""
 
 
 def default_spec(data_path: str, name: str = "rent_default") -> str:
     """The commented spec of the imbalanced classification example: will the tenant pay late."""
-    return f'''\
+    return f"""\
 # modelcycle project spec — every key is described in docs/data.md
-name = "{name}"
+name = {q(name)}
 target = "late_payment"         # 1 = the tenant paid late (about 6% of tenants)
 task = "classification"
 metric = "pr_auc"               # suits a rare positive class
@@ -111,7 +117,7 @@ id_column = "tenant_id"
 time_column = "contract_start"
 
 [data]
-path = "{data_path}"
+path = {q(data_path)}
 
 [split]
 method = "stratified"           # keeps the 6% positives in every part
@@ -121,7 +127,7 @@ seed = 42
 
 [imbalance]
 strategy = "class_weight"       # none | class_weight | random_over | random_under | smote
-'''
+"""
 
 
 def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) -> str:
@@ -152,27 +158,27 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
     drop = [c.name for c in schema.columns if c.kind == "text" and c.name not in named]
     lines = [
         "# modelcycle project spec — every key is described in docs/data.md",
-        f"# Filled in from {data_path}: check each inferred value.",
-        f'name = "{name}"',
-        f'target = "{target}"',
+        f"# Filled in from {data_path!r}: check each inferred value.",
+        f"name = {q(name)}",
+        f"target = {q(target)}",
         f'task = "{task}"              # inferred from the target',
         f'metric = "{DEFAULT_METRIC[task]}"  # the metric that decides between models',
     ]
     lines.append(
-        f'id_column = "{id_column}"'
-        if id_column
-        else '# id_column = ""   # no id column recognised'
+        f"id_column = {q(id_column)}" if id_column else '# id_column = ""   # none recognised'
     )
     lines.append(
-        f'time_column = "{time_column}"' if time_column else '# time_column = ""  # none recognised'
+        f"time_column = {q(time_column)}"
+        if time_column
+        else '# time_column = ""  # none recognised'
     )
-    shown = ", ".join(f'"{d}"' for d in drop)
+    shown = ", ".join(q(d) for d in drop)
     lines.append(f"drop = [{shown}]   # free-text columns are never features")
     method = "stratified" if task == "classification" else ("time" if time_column else "random")
     lines += [
         "",
         "[data]",
-        f'path = "{data_path}"',
+        f"path = {q(data_path)}",
         "",
         "[split]",
         f'method = "{method}"',
@@ -286,9 +292,9 @@ def _project_name(root: Path, example: str | None) -> str:
 
 
 def _blank_spec(name: str) -> str:
-    return f'''\
+    return f"""\
 # modelcycle project spec — every key is described in docs/data.md
-name = "{name}"
+name = {q(name)}
 target = "CHANGE_ME"            # the column to predict
 # task = "regression"           # regression | classification (inferred when absent)
 # metric = "mae"                # the metric that decides between models
@@ -298,4 +304,4 @@ drop = []
 
 [data]
 path = "data/CHANGE_ME.csv"     # or: url = "postgresql+psycopg://..." with table = "..."
-'''
+"""

@@ -63,7 +63,7 @@ class InterceptHandler(logging.Handler):
 def configure_logging(
     settings: Settings,
     *,
-    console: TextIO | None | bool = True,
+    console: TextIO | bool | None = True,
     console_level: str | None = None,
     files: bool = True,
 ) -> Path | None:

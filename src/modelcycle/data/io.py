@@ -12,6 +12,7 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,44 +131,59 @@ def read_table(
 
 
 def read_sql(url: str, *, table: str | None = None, query: str | None = None) -> Dataset:
-    """Read a table or query through SQLAlchemy.
+    """Read a table (``name`` or ``schema.name``) or a query through SQLAlchemy.
 
     Raises:
-        DataError: The database cannot be reached, or the table/query fails.
+        DataError: The URL is invalid, the database cannot be reached, or the table/query fails.
     """
-    from sqlalchemy import create_engine, exc, text
+    import sqlalchemy as sa
+    from sqlalchemy import exc
 
     from modelcycle.config.settings import mask
 
     shown = mask(url)
     try:
-        engine = create_engine(url)
+        parsed = sa.engine.make_url(url)
+        engine = sa.create_engine(parsed)
     except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as err:
         raise DataError(
             f"invalid database URL {shown}: {err}",
             "use a SQLAlchemy URL such as postgresql+psycopg://user@host/db or sqlite:///file.db "
             "(PostgreSQL needs `pip install modelcycle[postgres]`)",
         ) from None
-    sql = query if query is not None else f'SELECT * FROM "{table}"'
+    database = parsed.database or ""
+    sqlite_file = parsed.drivername.startswith("sqlite") and database not in ("", ":memory:")
+    if sqlite_file and not Path(database).is_file():  # connecting would create an empty file
+        raise DataError(f"SQLite database {database} does not exist", "check data.url")
+    if query is not None:
+        statement: sa.TextClause | sa.Select[Any] = sa.text(query)
+    else:
+        assert table is not None
+        schema, _, name = table.rpartition(".")
+        statement = sa.select(sa.text("*")).select_from(sa.table(name, schema=schema or None))
     try:
         with engine.connect() as conn:
-            frame = pd.read_sql_query(text(sql), conn)
+            frame = pd.read_sql_query(statement, conn)
     except exc.OperationalError as err:
-        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
         raise DataError(
-            f"cannot read from {shown}: {reason}",
+            f"cannot read from {shown}: {_first_line(err.orig or err)}",
             "check that the database is running and the URL, table and query are right",
         ) from None
-    except exc.SQLAlchemyError as err:
-        reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
+    except (exc.SQLAlchemyError, pd.errors.DatabaseError) as err:
         raise DataError(
-            f"query failed on {shown}: {reason}", "check data.table / data.query"
+            f"query failed on {shown}: {_first_line(err.__cause__ or getattr(err, 'orig', err))}",
+            "check data.table / data.query",
         ) from None
     finally:
         engine.dispose()
     if frame.empty:
         raise DataError(f"{table or 'the query'} on {shown} returned no rows", "check the query")
     return _normalise(frame, f"{shown} ({table or query})", [])
+
+
+def _first_line(err: BaseException | None) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> Path:
@@ -207,22 +223,39 @@ def _sniff_encoding(path: Path, head: bytes, encoding: str | None) -> tuple[str,
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as err:
-        # a multi-byte character cut at the sniff boundary is fine
-        if err.start < len(head) - 4:
-            from charset_normalizer import from_bytes
-
-            best = from_bytes(head).best()
-            if best is None:
-                raise DataError(
-                    f"{path} is not text in any encoding modelcycle recognises",
-                    "save it as UTF-8 CSV or Parquet",
-                ) from None
-            note = (
-                f"{path.name} is not UTF-8; read it as {best.encoding} "
-                "(save it as UTF-8, or set data.encoding, to silence this)"
-            )
-            return best.encoding, [note]
+        if err.start >= len(head) - 4:  # a multi-byte character cut at the sniff boundary
+            return "utf-8-sig", []
+        found = _legacy_encoding(head)
+        if found is None:
+            raise DataError(
+                f"{path} is not text in any encoding modelcycle recognises",
+                "save it as UTF-8 CSV or Parquet",
+            ) from None
+        note = (
+            f"{path.name} is not UTF-8; read it as {found} "
+            "(save it as UTF-8, or set data.encoding, to silence this)"
+        )
+        return found, [note]
     return "utf-8-sig", []
+
+
+def _legacy_encoding(head: bytes) -> str | None:
+    """The encoding of non-UTF-8 text: Windows-1252 when it decodes to printable text.
+
+    Western-European files are by far the most common non-UTF-8 data; statistical detectors
+    confuse their code pages (reading "Crème" as "Crčme"), so cp1252 is preferred when it fits,
+    and the detector is asked only when it does not.
+    """
+    try:
+        text = head.decode("cp1252")
+    except UnicodeDecodeError:
+        text = ""
+    if text and sum(c.isprintable() or c in "\r\n\t" for c in text) >= 0.99 * len(text):
+        return "cp1252"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(head).best()
+    return best.encoding if best is not None else None
 
 
 def _sniff_delimiter(text: str) -> str:

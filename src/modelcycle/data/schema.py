@@ -30,6 +30,7 @@ QUANTILES = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
 MAX_CATEGORIES = 50
 HIGH_CARDINALITY = 50
 MAX_CLASSES = 20
+_DATE_PATTERN = r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4})"
 
 
 class ColumnSchema(BaseModel):
@@ -132,7 +133,8 @@ class FeatureSchema(BaseModel):
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataError(f"{path} is not a JSON schema file: {err}", "regenerate it") from None
-        if isinstance(raw, dict) and raw.get("format", SCHEMA_FORMAT) > SCHEMA_FORMAT:
+        version = raw.get("format") if isinstance(raw, dict) else None
+        if isinstance(version, int) and version > SCHEMA_FORMAT:
             raise DataError(
                 f"{path} was written by a newer modelcycle (format {raw['format']})",
                 "upgrade modelcycle",
@@ -140,8 +142,12 @@ class FeatureSchema(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'top level'}: {e['msg']}"
+                for e in err.errors()[:3]
+            )
             raise DataError(
-                f"{path} is not a modelcycle schema ({err.error_count()} problems)",
+                f"{path} is not a modelcycle schema ({problems})",
                 "regenerate it with `modelcycle data schema`",
             ) from None
 
@@ -313,9 +319,17 @@ def _kind(series: pd.Series, present: pd.Series, n_unique: int) -> Kind:
         return "numeric"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime"
+    if len(present) and _looks_like_dates(present):
+        return "datetime"
     if len(present) and n_unique > HIGH_CARDINALITY and n_unique / len(present) > 0.5:
-        sample = present.iloc[:1000].astype("string")
-        if pd.to_datetime(sample, errors="coerce", format="mixed").notna().mean() > 0.95:
-            return "datetime"
         return "text"
     return "categorical"
+
+
+def _looks_like_dates(present: pd.Series) -> bool:
+    """Whether a text column holds dates: a cheap pattern test, then a parse of a sample."""
+    sample = present.iloc[:200].astype("string")
+    if sample.str.match(_DATE_PATTERN).mean() < 0.95:
+        return False
+    parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return bool(parsed.notna().mean() >= 0.95)

@@ -19,7 +19,7 @@ import pandas as pd
 from modelcycle.config.spec import ColumnRule, ProjectSpec
 from modelcycle.data.io import Dataset
 from modelcycle.data.schema import ColumnSchema, FeatureSchema, infer_task, missing_column_error
-from modelcycle.errors import DataError
+from modelcycle.errors import DataError, plural
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -138,7 +138,7 @@ def _check_shape(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
             out.add(
                 severity,
                 "duplicates",
-                f"{dupes} duplicate rows ({share:.1%})",
+                f"{plural(dupes, 'duplicate row')} ({share:.1%})",
                 count=dupes,
                 hint="remove them at the source; training drops exact duplicates",
             )
@@ -149,7 +149,7 @@ def _check_shape(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
         out.add(
             "info",
             "missing_values",
-            f"missing values in {len(partial)} columns: {shown}",
+            f"missing values in {plural(len(partial), 'column')}: {shown}",
             count=int(frame[partial.index].isna().sum().sum()),
             hint="training imputes them; a sudden rise is flagged against a saved schema",
         )
@@ -179,7 +179,7 @@ def _check_shape(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
                 out.add(
                     "error",
                     "infinite",
-                    f"column {name!r} has {infinite} infinite values",
+                    f"column {name!r} has {plural(infinite, 'infinite value')}",
                     column=str(name),
                     count=infinite,
                     hint="replace them with real numbers or leave them empty",
@@ -193,7 +193,7 @@ def _check_mixed_types(dataset: Dataset, out: _Collector) -> None:
         out.add(
             "error",
             "mixed_types",
-            f"column {name!r} mixes numbers and text: {count} values are not numbers "
+            f"column {name!r} mixes numbers and text: {plural(count, 'value')} not numbers "
             f"(e.g. {', '.join(map(repr, examples))})",
             column=name,
             count=count,
@@ -202,10 +202,8 @@ def _check_mixed_types(dataset: Dataset, out: _Collector) -> None:
 
 
 def _check_columns(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> None:
-    try:
-        require_columns(frame, spec)
-    except DataError as err:
-        out.add("error", "missing_column", err.message, hint=err.hint or "")
+    for name, err in missing_columns(frame, spec).items():
+        out.add("error", "missing_column", err.message, column=name, hint=err.hint or "")
     for name in spec.drop:
         if name not in frame.columns:
             out.add(
@@ -239,7 +237,8 @@ def _check_target(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> No
         out.add(
             "warning",
             "target_missing",
-            f"target {spec.target!r} is missing on {missing} rows ({missing / len(frame):.1%})",
+            f"target {spec.target!r} is missing on {plural(missing, 'row')} "
+            f"({missing / len(frame):.1%})",
             column=spec.target,
             count=missing,
             hint="those rows cannot be used for training and are dropped",
@@ -372,7 +371,7 @@ def _check_rules(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
             out.add(
                 "error",
                 "nullable",
-                f"column {name!r} must not be empty but is on {count} rows",
+                f"column {name!r} must not be empty but is on {plural(count, 'row')}",
                 column=name,
                 count=count,
                 hint="fill the values at the source",
@@ -425,27 +424,25 @@ def _run_pandera(
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         count = int(group["index"].nunique())
         share = count / len(frame)
-        examples = ", ".join(map(repr, pd.unique(group["failure_case"].astype("string"))[:5]))
+        examples = ", ".join(_show(v) for v in pd.unique(group["failure_case"])[:MAX_EXAMPLES])
+        severity: Severity = "warning"
         if mode == "impossible":
-            severity: Severity = "error" if share > max_share else "warning"
-            out.add(
-                severity,
+            code, hint = (
                 "impossible_value",
-                f"column {column!r}: {count} values ({share:.2%}) {check} (e.g. {examples})",
-                column=str(column),
-                count=count,
-                hint="fix them at the source; training treats them as missing",
+                "fix them at the source; training treats them as missing",
             )
+            severity = "error" if share > max_share else "warning"
         else:
-            check_name = "unseen_category" if "category" in str(check) else "out_of_range"
-            out.add(
-                "warning",
-                check_name,
-                f"column {column!r}: {count} values ({share:.2%}) {check} (e.g. {examples})",
-                column=str(column),
-                count=count,
-                hint="the model has not seen such values; monitoring will flag them",
-            )
+            code = "unseen_category" if "category" in str(check) else "out_of_range"
+            hint = "the model has not seen such values; monitoring will flag them"
+        out.add(
+            severity,
+            code,
+            f"column {column!r}: {plural(count, 'value')} ({share:.2%}) {check} (e.g. {examples})",
+            column=str(column),
+            count=count,
+            hint=hint,
+        )
 
 
 def _check_leakage(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> None:
@@ -476,6 +473,14 @@ def _check_leakage(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> N
             column=str(name),
             hint="check it is known at prediction time; if not, add it to `drop`",
         )
+
+
+def _show(value: Any) -> str:
+    """A value for a message: numbers as numbers (1066, not '1066.0'), text quoted."""
+    value = _scalar(value)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{value:g}"
+    return repr(str(value))
 
 
 def _scalar(value: Any) -> Any:
@@ -511,7 +516,7 @@ def _check_outliers(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> 
         out.add(
             "warning" if name == spec.target else "info",
             "outliers",
-            f"column {name!r}: {count} extreme values ({count / len(frame):.2%}) beyond "
+            f"column {name!r}: {plural(count, 'extreme value')} ({count / len(frame):.2%}) beyond "
             f"{OUTLIER_IQR:g}×IQR of the quartiles [{low[name]:g}, {high[name]:g}] "
             f"(e.g. {shown})",
             column=str(name),
@@ -524,16 +529,24 @@ def _examples(column: pd.Series) -> str:
     return ", ".join(map(repr, column.dropna().unique()[:MAX_EXAMPLES].tolist()))
 
 
+def missing_columns(frame: pd.DataFrame, spec: ProjectSpec) -> dict[str, DataError]:
+    """The columns the spec names (target, id, time) that the data lacks, with their errors."""
+    named = {"target": spec.target, "id_column": spec.id_column, "time_column": spec.time_column}
+    return {
+        name: missing_column_error(name, frame.columns, label)
+        for label, name in named.items()
+        if name is not None and name not in frame.columns
+    }
+
+
 def require_columns(frame: pd.DataFrame, spec: ProjectSpec) -> None:
     """Stop early when a column the spec names (target, id, time) is not in the data.
 
     Raises:
         DataError: The first missing column, with the closest existing name.
     """
-    named = {"target": spec.target, "id_column": spec.id_column, "time_column": spec.time_column}
-    for label, name in named.items():
-        if name is not None and name not in frame.columns:
-            raise missing_column_error(name, frame.columns, label)
+    for err in missing_columns(frame, spec).values():
+        raise err
 
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
