@@ -64,7 +64,7 @@ CASES: list[tuple[str, bytes | None, str | None, str, tuple[str, ...], int, tupl
     ("spec bad toml", _csv("id,area,rent\n" + GOOD_ROWS), None, "target = ", ("data", "validate"), 2,
      ("not valid TOML",)),
     ("spec bad metric", _csv("id,area,rent\n" + GOOD_ROWS), None, 'task = "regression"\nmetric = "f1"',
-     ("data", "validate"), 2, ("unknown metric 'f1'",)),
+     ("data", "validate"), 2, ("metric 'f1' does not fit task regression",)),
 ]  # fmt: skip
 
 

@@ -390,3 +390,19 @@ def test_invalid_spec_error_names_the_file(tmp_path: Path) -> None:
         load_project(tmp_path)
     assert str(tmp_path.resolve() / SPEC_FILENAME) in str(info.value)
     assert "did you mean `task`" in str(info.value)
+
+
+def test_metric_is_checked_against_the_inferred_task() -> None:
+    # no task in the spec: the metric is only checked once the task is inferred from the data
+    spec = parse_spec(_spec(top='metric = "roc_auc"'))
+    assert spec.resolved_metric("classification") == "roc_auc"
+    with pytest.raises(ConfigError, match="does not fit task regression"):
+        spec.resolved_metric("regression")
+
+
+def test_bad_name_and_data_not_a_table_read_plainly() -> None:
+    with pytest.raises(ConfigError, match="letters, digits") as bad_name:
+        parse_spec(_spec(top="").replace('name = "rent"', 'name = "my project"'))
+    assert "pattern" not in str(bad_name.value)
+    with pytest.raises(ConfigError, match=r"write \[data\]"):
+        parse_spec('name = "x"\ntarget = "y"\ndata = "d.csv"\n')

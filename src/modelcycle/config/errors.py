@@ -67,6 +67,8 @@ def validation_error_to_config_error(
             lines.append(f"unknown key `{key}`{hint}{allowed}")
         elif item["type"] == "missing":
             lines.append(f"`{key}` is required")
+        elif item["type"] in ("model_type", "model_attributes_type", "dict_type"):
+            lines.append(f"`{key}` must be a table: write [{key}] with its keys on the lines below")
         else:
             value = item.get("input")
             shown = f" (got {value!r})" if value is not None and not isinstance(value, dict) else ""

@@ -7,11 +7,12 @@ problem names its key and the fix. Later lifecycle stages add their own sections
 from __future__ import annotations
 
 import hashlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from modelcycle.config.errors import validation_error_to_config_error
 from modelcycle.errors import ConfigError, ProjectError
@@ -31,6 +32,23 @@ CLASSIFICATION_METRICS = (
     "brier",
 )
 DEFAULT_METRIC: dict[str, str] = {"regression": "mae", "classification": "roc_auc"}
+METRICS: dict[str, tuple[str, ...]] = {
+    "regression": REGRESSION_METRICS,
+    "classification": CLASSIFICATION_METRICS,
+}
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def metric_error(metric: str, task: str | None) -> None:
+    """Raise ``ValueError`` when ``metric`` is unknown, or does not fit ``task``."""
+    allowed = METRICS[task] if task else REGRESSION_METRICS + CLASSIFICATION_METRICS
+    if metric in allowed:
+        return
+    if task and metric in REGRESSION_METRICS + CLASSIFICATION_METRICS:
+        raise ValueError(
+            f"metric {metric!r} does not fit task {task}; use one of {', '.join(allowed)}"
+        )
+    raise ValueError(f"unknown metric {metric!r}; use one of {', '.join(allowed)}")
 
 
 class _Section(BaseModel):
@@ -123,7 +141,7 @@ class ValidationSpec(_Section):
 class ProjectSpec(_Section):
     """The whole ``modelcycle.toml``."""
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(description="Project name; also the registered model's name.")
     target: str = Field(min_length=1)
     task: Task | None = Field(default=None, description="Inferred from the target when absent.")
     metric: str | None = Field(default=None, description="Deciding metric; default by task.")
@@ -135,22 +153,34 @@ class ProjectSpec(_Section):
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
 
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not NAME_PATTERN.fullmatch(value):
+            raise ValueError(
+                "use letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        return value
+
     @model_validator(mode="after")
     def _metric_fits_task(self) -> ProjectSpec:
-        if self.metric is None:
-            return self
-        known = {"regression": REGRESSION_METRICS, "classification": CLASSIFICATION_METRICS}
-        allowed = known[self.task] if self.task else REGRESSION_METRICS + CLASSIFICATION_METRICS
-        if self.metric not in allowed:
-            raise ValueError(
-                f"unknown metric {self.metric!r} for task {self.task or 'any'}; "
-                f"use one of {', '.join(allowed)}"
-            )
+        if self.metric is not None:
+            metric_error(self.metric, self.task)
         return self
 
     def resolved_metric(self, task: Task) -> str:
-        """The deciding metric for ``task`` (the spec's, or the task's default)."""
-        return self.metric or DEFAULT_METRIC[task]
+        """The deciding metric for ``task`` (the spec's, or the task's default).
+
+        Raises:
+            ConfigError: The spec's metric does not fit the (inferred) task.
+        """
+        if self.metric is None:
+            return DEFAULT_METRIC[task]
+        try:
+            metric_error(self.metric, task)
+        except ValueError as err:
+            raise ConfigError(f"modelcycle.toml: {err}", "fix `metric` or set `task`") from None
+        return self.metric
 
 
 class Project(BaseModel):
