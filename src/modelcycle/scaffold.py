@@ -81,6 +81,12 @@ test_size = 0.2
 valid_size = 0.2
 seed = 42
 
+[training]
+candidates = ["linear", "rf", "hgb", "lgbm"]
+budget = "20 trials"            # or a duration: "120s", "5m"
+margin = 0.02                   # beat the best baseline by 2% on the metric to be registered
+increasing = ["area"]           # more area never lowers the predicted rent
+
 [validation]
 null_spike = 0.1                # null-rate increase vs the schema that is an error
 invalid_share = 0.01            # share of impossible values in a column that is an error

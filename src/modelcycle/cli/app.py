@@ -10,6 +10,7 @@ import typer
 
 from modelcycle import __version__
 from modelcycle.cli import data as data_cli
+from modelcycle.cli import train as train_cli
 from modelcycle.cli._shared import STATE, console
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ examples_app = typer.Typer(help="Generate the running examples' datasets.")
 app.add_typer(config_app, name="config")
 app.add_typer(examples_app, name="examples")
 app.add_typer(data_cli.app, name="data")
+app.command("train")(train_cli.train)
 
 
 def _version(value: bool) -> None:

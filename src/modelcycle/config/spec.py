@@ -10,7 +10,7 @@ import hashlib
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -138,6 +138,98 @@ class ValidationSpec(_Section):
     )
 
 
+Candidate = Literal["linear", "rf", "hgb", "lgbm"]
+CANDIDATES: tuple[Candidate, ...] = ("linear", "rf", "hgb", "lgbm")
+_BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(trials?|s|sec|seconds?|m|min|minutes?|h)?\s*$")
+
+
+class Budget(BaseModel):
+    """A tuning budget: a number of trials, or a time limit in seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trials: int | None = None
+    seconds: float | None = None
+
+    def __str__(self) -> str:
+        return f"{self.trials} trials" if self.trials is not None else f"{self.seconds:g}s"
+
+
+def parse_budget(text: str | int) -> Budget:
+    """Parse ``"20 trials"``, ``"20"``, ``"120s"``, ``"2m"`` or ``"1h"``.
+
+    Raises:
+        ValueError: Not a budget, or not positive.
+    """
+    match = _BUDGET.match(str(text))
+    if not match:
+        raise ValueError(
+            f"budget {text!r} is not a number of trials or a duration; "
+            "write e.g. '20 trials', '120s' or '5m'"
+        )
+    value, unit = float(match.group(1)), (match.group(2) or "trials")
+    if value <= 0:
+        raise ValueError(f"budget {text!r} must be positive: give at least 1 trial or 1s")
+    if unit.startswith("trial"):
+        return Budget(trials=int(value))
+    factor = 3600 if unit == "h" else 60 if unit.startswith("m") else 1
+    return Budget(seconds=value * factor)
+
+
+class TrainingSpec(_Section):
+    """How ``modelcycle train`` searches for a model and when it registers one."""
+
+    candidates: list[Candidate] = Field(
+        default_factory=lambda: list(CANDIDATES),
+        description="Candidates to tune: linear, rf, hgb, lgbm. Baselines always run.",
+    )
+    budget: str = Field(default="20 trials", description="'20 trials', '120s', '5m'.")
+    margin: float = Field(
+        default=0.02, ge=0, lt=1, description="Relative improvement over the best baseline needed."
+    )
+    cv_folds: int = Field(default=3, ge=2, le=10, description="Folds when data is small.")
+    cv_max_rows: int = Field(
+        default=5000, ge=0, description="Up to this many rows, tune with k-fold CV."
+    )
+    missing_target: Literal["drop", "error"] = Field(
+        default="drop", description="Rows without a target: drop them (with a warning) or stop."
+    )
+    onehot_max_levels: int = Field(
+        default=20, ge=2, description="Categoricals with more levels are target-encoded."
+    )
+    permutation_repeats: int = Field(default=5, ge=1, description="Permutation importance.")
+    increasing: list[str] = Field(
+        default_factory=list,
+        description="Numeric features the prediction may only rise with (rf, hgb, lgbm).",
+    )
+    decreasing: list[str] = Field(
+        default_factory=list,
+        description="Numeric features the prediction may only fall with (rf, hgb, lgbm).",
+    )
+    seed: int = Field(default=42, description="Seed of tuning and every model.")
+    params: dict[Candidate, dict[str, Any]] = Field(
+        default_factory=dict, description="Fixed hyper-parameters per candidate (not tuned)."
+    )
+
+    @field_validator("budget")
+    @classmethod
+    def _valid_budget(cls, value: str) -> str:
+        parse_budget(value)
+        return value
+
+    @field_validator("candidates")
+    @classmethod
+    def _some_candidates(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(f"list at least one candidate: {', '.join(CANDIDATES)}")
+        return list(dict.fromkeys(value))
+
+    @property
+    def parsed_budget(self) -> Budget:
+        """The budget as trials or seconds."""
+        return parse_budget(self.budget)
+
+
 class ProjectSpec(_Section):
     """The whole ``modelcycle.toml``."""
 
@@ -152,6 +244,7 @@ class ProjectSpec(_Section):
     split: SplitSpec = Field(default_factory=SplitSpec)
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
+    training: TrainingSpec = Field(default_factory=TrainingSpec)
 
     @field_validator("name")
     @classmethod

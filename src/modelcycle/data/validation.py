@@ -381,6 +381,19 @@ def _check_rules(frame: pd.DataFrame, spec: ProjectSpec, out: _Collector) -> Non
     _run_pandera(frame, columns, "impossible", out, max_share=spec.validation.invalid_share)
 
 
+def rule_violations(column: pd.Series, rule: ColumnRule) -> pd.Series:
+    """Which values break a ``[validation.columns]`` rule (missing values never do)."""
+    bad = pd.Series(False, index=column.index)
+    if pd.api.types.is_numeric_dtype(column):
+        if rule.min is not None:
+            bad |= column < rule.min
+        if rule.max is not None:
+            bad |= column > rule.max
+    if rule.allowed is not None:
+        bad |= column.notna() & ~column.astype("string").isin(rule.allowed)
+    return bad.fillna(False).astype(bool)
+
+
 def _rule_checks(rule: ColumnRule, column: pd.Series) -> list[Any]:
     import pandera.pandas as pa
 

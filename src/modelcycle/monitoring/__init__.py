@@ -1,0 +1,1 @@
+"""Monitoring: reference and current profiles, drift, out-of-distribution, performance, alerts."""

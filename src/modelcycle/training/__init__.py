@@ -1,0 +1,1 @@
+"""The training stage: features from the schema, baseline-first candidates, tuning, evaluation."""
