@@ -55,6 +55,7 @@ check: lint typecheck test  ## Everything CI runs
 
 bench: $(STAMP)  ## Benchmarks (print ratios; not tests)
 	$(BIN)/python bench/data_validate.py
+	$(BIN)/python bench/train.py
 
 browser:  ## Install Debian's headless Chromium for the browser tests (root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

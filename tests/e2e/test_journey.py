@@ -17,7 +17,7 @@ def test_console_script_and_module_entry_points() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "modelcycle", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for group in ("init", "config", "examples", "data", "demo"):
+    for group in ("init", "config", "examples", "data", "train", "models", "demo"):
         assert group in out
     version = subprocess.run(
         [sys.executable, "-m", "modelcycle", "--version"],

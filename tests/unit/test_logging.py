@@ -174,3 +174,16 @@ def test_reconfiguring_replaces_sinks(tmp_path: Path) -> None:
     logger.info("after the second call")
     assert "after the second call" in second.getvalue()
     assert first.getvalue() == ""
+
+
+def test_chatty_libraries_stay_off_the_console_below_error(tmp_path: Path) -> None:
+    console = io.StringIO()
+    configure_logging(Settings.load(tmp_path), console=console)
+    logging.getLogger("mlflow.pyfunc").warning("mlflow hint nobody asked for")
+    logging.getLogger("mlflow.store").error("mlflow store failure")
+    logging.getLogger("uvicorn.error").info("Uvicorn running")
+    shown = console.getvalue()
+    assert "mlflow hint nobody asked for" not in shown
+    assert "mlflow store failure" in shown
+    assert "Uvicorn running" in shown
+    assert "mlflow hint nobody asked for" in _read(tmp_path / "logs" / LOG_FILE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 
 FILE_ONLY = "file_only"
 """Bind ``logger.bind(file_only=True)`` for records (tracebacks) that the console must not show."""
+QUIET_ON_CONSOLE = frozenset({"mlflow", "sqlalchemy", "alembic", "py"})
+"""Libraries whose records below ERROR go to the log files only (``py`` is ``py.warnings``)."""
 LOG_FILE = "modelcycle.log"
 ERROR_FILE = "errors.log"
 INTERCEPTED = (
@@ -40,8 +43,17 @@ _FILE_FORMAT = (
 )
 
 
-def _not_file_only(record: Record) -> bool:
-    return not record["extra"].get(FILE_ONLY)
+def _for_console(record: Record) -> bool:
+    """Console: everything but file-only records and chatty libraries' notes below ERROR.
+
+    MLflow, SQLAlchemy, Alembic and Python warnings explain themselves at length; their records
+    still reach the log files in full.
+    """
+    if record["extra"].get(FILE_ONLY):
+        return False
+    source = str(record["extra"].get("stdlib", ""))
+    chatty = source.split(".")[0] in QUIET_ON_CONSOLE
+    return not chatty or record["level"].no >= logger.level("ERROR").no
 
 
 class InterceptHandler(logging.Handler):
@@ -57,7 +69,9 @@ class InterceptHandler(logging.Handler):
         while frame and (depth == 0 or frame.f_code.co_filename == logging.__file__):
             frame = frame.f_back
             depth += 1
-        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+        logger.bind(stdlib=record.name).opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
 
 
 def configure_logging(
@@ -92,7 +106,7 @@ def configure_logging(
             serialize=json,
             backtrace=False,
             diagnose=False,
-            filter=_not_file_only,
+            filter=_for_console,
         )
     log_file = None
     if files:
@@ -112,6 +126,8 @@ def configure_logging(
                 diagnose=False,
                 encoding="utf-8",
             )
+    # MLflow installs its own stderr handler on import unless told not to
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
     logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
     for name in INTERCEPTED:
         std = logging.getLogger(name)

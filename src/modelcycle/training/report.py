@@ -498,7 +498,8 @@ def _importance(section: Section, ev: Evaluation) -> None:
     useless = int((ordered["importance_mean"] <= 0).sum())
     caption = (
         "Mean ± std over repeated shuffles of each feature on the test part. "
-        f"{useless} of {len(ordered)} features do not help (≤ 0)."
+        f"{useless} of {len(ordered)} features {'does' if useless == 1 else 'do'} not help "
+        "(≤ 0: shuffling it does not lower the score)."
     )
     if len(ordered) > MAX_IMPORTANCE:
         caption += f" The {MAX_IMPORTANCE} most important shown."

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from modelcycle.errors import ModelcycleError
 from modelcycle.training.tune import TrialRecord
-
-
-class TrackingError(ModelcycleError):
-    """The tracking store cannot be used."""
 
 
 class Tracker:
@@ -46,37 +40,22 @@ class Tracker:
         self.run_id: str | None = None
 
     def connect(self) -> None:
-        """Open the store and the experiment, failing fast with a clear message.
+        """Open the store and the experiment (artifacts under ``<artifact_root>/mlflow``).
 
         Raises:
-            TrackingError: The store cannot be reached or created.
+            RegistryError: The store cannot be reached or created (one clear message).
         """
         if not self.enabled:
             return
         import mlflow
 
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-        if self.tracking_uri.startswith("sqlite:///"):
-            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(
-                parents=True, exist_ok=True
-            )
+        from modelcycle.registry.store import ensure_experiment
+
+        experiment_id = ensure_experiment(
+            self.experiment, tracking_uri=self.tracking_uri, artifact_dir=self.artifact_root
+        )
         mlflow.set_tracking_uri(self.tracking_uri)
-        try:
-            client = mlflow.MlflowClient()
-            found = client.get_experiment_by_name(self.experiment)
-            if found is None:
-                location = self.artifact_root / "mlflow"
-                location.mkdir(parents=True, exist_ok=True)
-                client.create_experiment(self.experiment, artifact_location=location.as_uri())
-            mlflow.set_experiment(self.experiment)
-        except Exception as err:  # MLflow raises many types for an unreachable store
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise TrackingError(
-                f"cannot use the MLflow tracking store {self.tracking_uri}: {reason}",
-                "check MODELCYCLE_MLFLOW_TRACKING_URI (or MLFLOW_TRACKING_URI), or unset it to "
-                "use the project's local store",
-            ) from None
+        mlflow.set_experiment(experiment_id=experiment_id)
 
     @contextlib.contextmanager
     def parent(self, run_name: str, tags: dict[str, str]) -> Iterator[Tracker]:
