@@ -1,8 +1,8 @@
 """``modelcycle demo``: the lifecycle on the rent example, as far as it exists today, narrated.
 
-Today it covers the data stage: scaffold a project, generate the rent data (with the problems real
-files have), validate it, infer and save the schema, write the EDA report and split the data. Each
-later stage extends this same story.
+Today: scaffold a project, generate the rent data (with the problems real files have), validate
+it, infer and save the schema, write the EDA report, split the data, train baseline-first with
+tuning and MLflow tracking, and register the winner. Each later stage extends this same story.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from modelcycle.config.spec import load_project
+from modelcycle.config.settings import Settings
+from modelcycle.config.spec import load_project, parse_budget
 from modelcycle.data.eda import explore, render_summary
 from modelcycle.data.io import read_source
 from modelcycle.data.schema import schema_for_spec
@@ -28,9 +29,13 @@ from modelcycle.data.validation import (
     write_html_report,
 )
 from modelcycle.scaffold import init_project
+from modelcycle.training.console import TrainingProgress, render_outcome
+from modelcycle.training.train import TrainOptions, TrainOutcome, train
 
 DEFAULT_ROWS = 20_000
 FAST_ROWS = 2_000
+DEFAULT_BUDGET = "12 trials"
+FAST_BUDGET = "4 trials"
 
 
 @dataclass
@@ -42,6 +47,8 @@ class DemoResult:
     schema_path: Path | None = None
     reports: dict[str, Path] = field(default_factory=dict)
     split_files: dict[str, Path] = field(default_factory=dict)
+    training: TrainOutcome | None = None
+    tracking_uri: str = ""
     seconds: float = 0.0
 
 
@@ -73,10 +80,11 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     _step(console, 2, "Validate", "check the data against the spec (planted problems expected)")
     dataset = read_source(project.spec.data, project.root)
     result.validation = validate(dataset, project.spec)
-    render_findings(result.validation, console)
+    render_findings(result.validation, console, least="warning")
     result.reports["validation"] = write_html_report(
         result.validation, project.root / "reports" / "validation.html"
     )
+    console.print(f"  every finding, notes included: {result.reports['validation']}")
 
     _step(console, 3, "Describe", "infer the FeatureSchema: names, types, roles, ranges")
     schema = schema_for_spec(
@@ -115,6 +123,15 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
         table.add_row(name, f"{len(frame):,}", parts.digests[name][:12])
     console.print(table)
 
+    _step(console, 6, "Train", "baselines first, then tuned candidates, tracked in MLflow")
+    settings = Settings.load(project.root)
+    result.tracking_uri = settings.mlflow_tracking_uri or ""
+    options = TrainOptions(budget=parse_budget(FAST_BUDGET if fast else DEFAULT_BUDGET))
+    with TrainingProgress(console) as progress:
+        result.training = train(project, settings, options, progress=progress.update)
+    render_outcome(result.training, console, result.tracking_uri)
+    result.reports["evaluation"] = result.training.report
+
     result.seconds = time.perf_counter() - start
     _summary(console, result)
     return result
@@ -134,10 +151,17 @@ def _summary(console: Console, result: DemoResult) -> None:
         table.add_row("schema", str(result.schema_path))
     for name, path in result.split_files.items():
         table.add_row(f"{name} split", str(path))
+    if result.training is not None and result.training.registered is not None:
+        reg = result.training.registered
+        table.add_row(
+            "registered model", f"{reg.name} version {reg.version} ({', '.join(reg.aliases)})"
+        )
     console.print(table)
     console.print(
-        f"Done in {result.seconds:.1f} s. Training, the registry, serving, deployment, "
-        "monitoring and retraining are on the roadmap (see README: status).\n"
-        f"Try: cd {result.root} && modelcycle data validate --help",
+        f"Done in {result.seconds:.1f} s. Serving, deployment, monitoring and retraining are on "
+        "the roadmap (see README: status).\n"
+        f"Next: cd {result.root} && modelcycle models list\n"
+        f"MLflow UI: cd {result.root} && mlflow ui --backend-store-uri "
+        "sqlite:///.modelcycle/mlflow.db --default-artifact-root ./.modelcycle/artifacts/mlflow",
         highlight=False,
     )

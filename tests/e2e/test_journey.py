@@ -120,6 +120,12 @@ def test_demo_fast(cli, tmp_path: Path) -> None:
     run = cli("demo", "--dir", str(tmp_path / "demo"), "--fast")
     assert run.code == 0, run.text
     root = tmp_path / "demo"
-    for made in ("reports/eda.html", "reports/validation.html", "data/schema.json",
-                 "data/splits/train.parquet", "data/splits/test.parquet"):  # fmt: skip
+    for made in ("reports/eda.html", "reports/validation.html", "reports/evaluation.html",
+                 "data/schema.json", "data/splits/train.parquet", "data/splits/test.parquet"):  # fmt: skip
         assert (root / made).is_file(), made
+    # the story is in the stores, not only in the text: a champion is registered
+    from modelcycle.registry.store import load_model
+
+    champion = load_model("rent@champion", tracking_uri=f"sqlite:///{root}/.modelcycle/mlflow.db")
+    assert champion.version == 1
+    assert champion.metrics["model"]["mae"] < champion.metrics["baseline_dummy"]["mae"]

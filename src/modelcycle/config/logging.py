@@ -52,7 +52,7 @@ def _for_console(record: Record) -> bool:
     if record["extra"].get(FILE_ONLY):
         return False
     source = str(record["extra"].get("stdlib", ""))
-    chatty = source.split(".")[0] in QUIET_ON_CONSOLE
+    chatty = source.split(".", maxsplit=1)[0] in QUIET_ON_CONSOLE
     return not chatty or record["level"].no >= logger.level("ERROR").no
 
 

@@ -565,17 +565,18 @@ def require_columns(frame: pd.DataFrame, spec: ProjectSpec) -> None:
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
-def render_findings(report: ValidationReport, console: Console) -> None:
-    """Print the findings as a Rich table, then one summary line."""
+def render_findings(report: ValidationReport, console: Console, least: Severity = "info") -> None:
+    """Print the findings at least as severe as ``least`` as a Rich table, then a summary."""
     from rich.table import Table
 
-    if report.findings:
+    shown = [f for f in report.findings if SEVERITY_ORDER[f.severity] <= SEVERITY_ORDER[least]]
+    if shown:
         table = Table(title=f"validation of {report.source}", show_lines=False)
         table.add_column("severity")
         table.add_column("check")
         table.add_column("finding", overflow="fold")
         table.add_column("fix", overflow="fold", style="dim")
-        for f in report.findings:
+        for f in shown:
             style = SEVERITY_STYLE[f.severity]
             table.add_row(f"[{style}]{f.severity}[/]", f.check, f.message, f.hint)
         console.print(table)
