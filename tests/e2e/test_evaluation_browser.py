@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelcycle.metrics import compute_metrics, improvement
 from modelcycle.training.evaluate import CandidateResult, Evaluation
-from modelcycle.training.metrics import compute_metrics, improvement
 from modelcycle.training.report import evaluation_page
 
 pytestmark = pytest.mark.browser

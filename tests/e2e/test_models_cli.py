@@ -18,10 +18,10 @@ from modelcycle.config.spec import load_project
 from modelcycle.data.io import read_source
 from modelcycle.data.schema import schema_for_spec
 from modelcycle.data.split import split
+from modelcycle.metrics import compute_metrics
 from modelcycle.registry.bundle import ModelBundle
 from modelcycle.registry.store import register
 from modelcycle.scaffold import init_project
-from modelcycle.training.metrics import compute_metrics
 from modelcycle.training.train import prepare
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 
 from modelcycle.data.schema import FeatureSchema
+from modelcycle.metrics import compute_metrics
 from modelcycle.registry.bundle import ModelBundle
 from modelcycle.registry.manifest import (
     MANIFEST_FILE,
@@ -46,7 +47,6 @@ from modelcycle.registry.store import (
     register,
     set_alias,
 )
-from modelcycle.training.metrics import compute_metrics
 
 # ------------------------------------------------------------------------------- bundle makers
 

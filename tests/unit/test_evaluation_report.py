@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from modelcycle.metrics import compute_metrics, improvement
 from modelcycle.training import report
 from modelcycle.training.evaluate import CandidateResult, Evaluation
-from modelcycle.training.metrics import compute_metrics, improvement
 from modelcycle.training.report import evaluation_page, write_evaluation_report
 
 EVIL = "<script>alert('x')</script>"

@@ -217,8 +217,8 @@ def _aliases(aliases: dict[str, int]) -> str:
 
 
 def _metrics_table(meta: dict[str, Any]) -> Table:
+    from modelcycle.metrics import metric_names
     from modelcycle.registry.card import change_text, winner_key
-    from modelcycle.training.metrics import metric_names
 
     metrics: dict[str, dict[str, Any]] = meta.get("metrics") or {}
     candidate, baseline = str(meta.get("candidate", "")), str(meta.get("baseline", ""))
@@ -247,7 +247,7 @@ def _metrics_table(meta: dict[str, Any]) -> Table:
 
 
 def _comparison_table(outcome: Comparison, how: str) -> Table:
-    from modelcycle.training.metrics import metric_names
+    from modelcycle.metrics import metric_names
 
     first, second = outcome.refs
     table = _table(f"{first} vs {second}", "metric", first, second, "better")

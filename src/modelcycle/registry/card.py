@@ -12,8 +12,8 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from modelcycle.metrics import higher_is_better, improvement, metric_names
 from modelcycle.registry.bundle import ModelBundle
-from modelcycle.training.metrics import higher_is_better, improvement, metric_names
 
 WORST_SLICES = 5
 """How many slices the card lists (the worst by the deciding metric)."""

@@ -240,7 +240,7 @@ class LoadedModel:
         )
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
-        """What :func:`~modelcycle.training.metrics.compute_metrics` takes as ``prediction``.
+        """What :func:`~modelcycle.metrics.compute_metrics` takes as ``prediction``.
 
         Regression: the predicted values. Binary classification: the positive-class probability.
         Multiclass: the probability matrix (columns in ``classes`` order).
@@ -346,7 +346,7 @@ class Comparison:
 
     def better(self, metric: str) -> str | None:
         """The ref with the better value of ``metric``; ``None`` on a tie or a missing value."""
-        from modelcycle.training.metrics import higher_is_better
+        from modelcycle.metrics import higher_is_better
 
         a, b = (self.metrics[r].get(metric, float("nan")) for r in self.refs)
         if not (np.isfinite(a) and np.isfinite(b)) or a == b:
@@ -641,7 +641,7 @@ def compare(
         RegistryError: A bad reference, or two models of different tasks.
         DataError: The rows lack features of a model, or there are none.
     """
-    from modelcycle.training.metrics import compute_metrics
+    from modelcycle.metrics import compute_metrics
 
     first = load_model(ref_a, tracking_uri=tracking_uri)
     second = load_model(ref_b, tracking_uri=tracking_uri)

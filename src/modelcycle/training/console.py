@@ -64,7 +64,7 @@ def render_outcome(outcome: TrainOutcome, out: Console, tracking_uri: str) -> No
     """The comparison with the baseline, the verdict, notes and where everything is."""
     from rich.table import Table
 
-    from modelcycle.training.metrics import higher_is_better, metric_names
+    from modelcycle.metrics import higher_is_better, metric_names
 
     ev = outcome.evaluation
     names = metric_names(ev.task)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from modelcycle.config.spec import Task
 from modelcycle.data.schema import FeatureSchema
-from modelcycle.training.metrics import compute_metrics, higher_is_better, metric_names
+from modelcycle.metrics import compute_metrics, higher_is_better, metric_names
 
 MAX_SLICE_VALUES = 20
 MIN_SLICE_ROWS = 5

@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.htmlreport import COLORWAY, Card, Cell, Page, Section, Severity, format_percent
+from modelcycle.metrics import higher_is_better, improvement, metric_names
 from modelcycle.training.evaluate import CandidateResult, Evaluation
-from modelcycle.training.metrics import higher_is_better, improvement, metric_names
 
 MAX_POINTS = 5_000
 """Points drawn per scatter plot (a seeded sample of the test rows)."""

@@ -25,15 +25,15 @@ from modelcycle.data.schema import FeatureSchema, schema_for_spec
 from modelcycle.data.split import split
 from modelcycle.data.validation import rule_violations, validate
 from modelcycle.errors import ModelcycleError, plural
-from modelcycle.training.candidates import BASELINES, CANDIDATES, Candidate
-from modelcycle.training.evaluate import CandidateResult, Evaluation, pick_best, slice_metrics
-from modelcycle.training.features import model_inputs
-from modelcycle.training.metrics import (
+from modelcycle.metrics import (
     compute_metrics,
     improvement,
     score_for_optimizer,
     tune_threshold,
 )
+from modelcycle.training.candidates import BASELINES, CANDIDATES, Candidate
+from modelcycle.training.evaluate import CandidateResult, Evaluation, pick_best, slice_metrics
+from modelcycle.training.features import model_inputs
 from modelcycle.training.tracking import Tracker, git_commit
 from modelcycle.training.tune import (
     FitContext,

@@ -20,13 +20,13 @@ import pandas as pd
 
 from modelcycle.config.spec import Budget, ImbalanceSpec, Task
 from modelcycle.data.schema import FeatureSchema
-from modelcycle.training.candidates import Candidate, Params, make_pipeline
-from modelcycle.training.metrics import (
+from modelcycle.metrics import (
     THRESHOLD_METRICS,
     compute_metrics,
     score_for_optimizer,
     tune_threshold,
 )
+from modelcycle.training.candidates import Candidate, Params, make_pipeline
 
 RUNG_SHARE = 0.3
 RUNG_MIN_ROWS = 2000

@@ -1,7 +1,8 @@
 """Metrics for regression and classification, their direction, and decision-threshold tuning.
 
-Pure functions on arrays: every stage that scores a model (training, ``models compare``, later
-monitoring of realised performance) computes metrics here, so the numbers agree everywhere.
+Pure functions on arrays, below every stage that scores a model (training, the registry's
+``compare`` and model cards, later monitoring of realised performance), so the numbers agree
+everywhere.
 """
 
 from __future__ import annotations
