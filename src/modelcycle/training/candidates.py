@@ -126,11 +126,14 @@ def _rf(task: Task, params: Params, seed: int, balanced: bool) -> Any:
 
 
 def _rf_space(trial: Any) -> Params:
+    # bootstrap samples of half to all rows, a third to half of the features: forests that fit
+    # 50,000 rows in seconds, not minutes, and lose little accuracy doing so
     return {
-        "n_estimators": trial.suggest_int("n_estimators", 50, 300, step=50),
-        "max_depth": trial.suggest_categorical("max_depth", [None, 8, 16, 24]),
+        "n_estimators": trial.suggest_int("n_estimators", 50, 200, step=50),
+        "max_depth": trial.suggest_categorical("max_depth", [None, 12, 20]),
         "min_samples_leaf": trial.suggest_int("min_samples_leaf", 1, 20, log=True),
-        "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.5, 1.0]),
+        "max_features": trial.suggest_categorical("max_features", ["sqrt", 0.33, 0.5]),
+        "max_samples": trial.suggest_categorical("max_samples", [0.5, 0.8, None]),
     }
 
 
@@ -191,7 +194,7 @@ CANDIDATES: dict[str, Candidate] = {
         "random forest",
         False,
         _rf,
-        {"n_estimators": 100, "min_samples_leaf": 2, "max_features": 1.0},
+        {"n_estimators": 100, "min_samples_leaf": 2, "max_features": 0.5, "max_samples": 0.8},
         _rf_space,
     ),
     "hgb": Candidate(

@@ -354,8 +354,10 @@ def _fit_all(
                     raise TrainingError(str(err), "check the candidate's fixed params") from None
                 trial_rows.extend(tuned.trials)
             params = tuned.params if tuned else dict(candidate.defaults)
-            pipeline = ctx.pipeline(candidate, params)
-            pipeline.fit(X["train"], y["train"])
+            pipeline = tuned.fitted if tuned and tuned.fitted is not None else None
+            if pipeline is None:  # CV tuning (or a baseline): fit on the training part
+                pipeline = ctx.pipeline(candidate, params)
+                pipeline.fit(X["train"], y["train"])
             valid_scores = predict_scores(pipeline, X["valid"], ctx.task)
             threshold = _threshold(ctx, y["valid"], valid_scores)
             valid = compute_metrics(

@@ -54,6 +54,8 @@ class TuneResult:
     value: float
     trials: list[TrialRecord] = field(default_factory=list)
     seconds: float = 0.0
+    fitted: Any = None
+    """The best trial's pipeline fitted on the training part (holdout tuning only)."""
 
 
 @dataclass(frozen=True)
@@ -143,13 +145,17 @@ def tune(
     )
     records: list[TrialRecord] = []
     start = time.perf_counter()
+    best_fit: dict[str, Any] = {}  # the best holdout pipeline so far, kept to avoid a refit
 
     def objective(trial: optuna.Trial) -> float:
         params = {**candidate.space(trial), **fixed}
         if trial.number == 0:  # start from the candidate's defaults
             params = {**params, **candidate.defaults, **fixed}
         trial.set_user_attr("params", params)
-        return _evaluate(candidate, params, data, ctx, trial)
+        value, pipeline = _evaluate(candidate, params, data, ctx, trial)
+        if pipeline is not None and value > best_fit.get("value", -math.inf):
+            best_fit.update(value=value, pipeline=pipeline)
+        return value
 
     def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         value = None if trial.value is None else _from_optimizer(ctx.metric, trial.value)
@@ -187,6 +193,7 @@ def tune(
         _from_optimizer(ctx.metric, study.best_value),
         records,
         time.perf_counter() - start,
+        best_fit.get("pipeline"),
     )
 
 
@@ -196,7 +203,8 @@ def _from_optimizer(metric: str, value: float) -> float:
 
 def _evaluate(
     candidate: Candidate, params: Params, data: TuneData, ctx: FitContext, trial: Any
-) -> float:
+) -> tuple[float, Any]:
+    """The trial's score to maximise, and its pipeline fitted on train (holdout only)."""
     import optuna
 
     if data.use_cv:
@@ -210,7 +218,7 @@ def _evaluate(
             trial.report(score_for_optimizer(ctx.metric, float(np.mean(scores))), step)
             if trial.should_prune():
                 raise optuna.TrialPruned
-        return score_for_optimizer(ctx.metric, float(np.mean(scores)))
+        return score_for_optimizer(ctx.metric, float(np.mean(scores))), None
     if len(data.X_train) >= RUNG_MIN_ROWS:
         rung = data.X_train.sample(frac=RUNG_SHARE, random_state=ctx.seed).index
         pipeline = ctx.pipeline(candidate, params)
@@ -225,7 +233,7 @@ def _evaluate(
     value = score(pipeline, data.X_valid, data.y_valid, ctx)
     if math.isnan(value):
         raise ValueError(f"{ctx.metric} is undefined on the validation data")
-    return score_for_optimizer(ctx.metric, value)
+    return score_for_optimizer(ctx.metric, value), pipeline
 
 
 def _folds(X: pd.DataFrame, y: pd.Series, ctx: FitContext, folds: int) -> Any:  # noqa: N803
