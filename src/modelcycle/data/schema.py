@@ -91,6 +91,15 @@ class FeatureSchema(BaseModel):
         return [c.name for c in self.features]
 
     @property
+    def input_names(self) -> list[str]:
+        """The columns a model takes: the non-constant features, then the time column.
+
+        Models turn the time column into date parts, so it is an input though not a feature.
+        """
+        names = [c.name for c in self.features if not c.constant]
+        return names + [c.name for c in self.columns if c.role == "time"]
+
+    @property
     def names(self) -> list[str]:
         """Names of every column, in order."""
         return [c.name for c in self.columns]

@@ -44,7 +44,7 @@ class BundleModel(PythonModel):
         self.task_ = info["task"]
         self.threshold_ = info.get("threshold")
         self.classes_ = info.get("classes")
-        self.feature_names_ = bundle.schema.feature_names
+        self.feature_names_ = bundle.schema.input_names
 
     def predict(
         self,

@@ -212,7 +212,7 @@ class LoadedModel:
     @property
     def feature_names(self) -> list[str]:
         """The input columns, in order."""
-        return self.schema.feature_names
+        return self.schema.input_names
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Predict on a DataFrame of features by name (extra columns are ignored).
@@ -417,7 +417,7 @@ def register(
     from mlflow.exceptions import MlflowException
 
     _check_name(bundle.name)
-    features = bundle.schema.feature_names
+    features = bundle.schema.input_names
     missing = [c for c in features if c not in bundle.input_example.columns]
     if missing:
         raise RegistryError(

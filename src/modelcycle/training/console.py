@@ -103,6 +103,8 @@ def render_outcome(outcome: TrainOutcome, out: Console, tracking_uri: str) -> No
             "training.margin",
             highlight=False,
         )
-    if tracking_uri:
+    else:
+        out.print("[yellow]not registered[/] (--no-register)", highlight=False)
+    if tracking_uri and outcome.run_id is not None:
         out.print(f"runs: mlflow ui --backend-store-uri {tracking_uri}", highlight=False)
     out.print(f"done in {outcome.seconds:.1f} s", highlight=False)

@@ -42,7 +42,7 @@ class ToText(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 class DateParts(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Year, month, day of week and day of year of date columns (NaN when unparseable)."""
 
-    PARTS = ("year", "month", "dayofweek", "dayofyear")
+    PARTS = ("year", "month", "day_of_week", "day_of_year")
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> DateParts:  # noqa: N803, ARG002
         """Learn nothing; remember the column names."""
@@ -63,13 +63,6 @@ class DateParts(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         """``<column>_<part>`` for every column and part."""
         names = [f"{c}_{p}" for c in self.feature_names_in_ for p in self.PARTS]
         return np.asarray(names, dtype=object)
-
-
-def model_inputs(schema: FeatureSchema) -> list[str]:
-    """The columns a model takes: the non-constant features, plus the time column (as dates)."""
-    names = [c.name for c in schema.features if not c.constant]
-    names += [c.name for c in schema.columns if c.role == "time"]
-    return names
 
 
 def build_preprocessor(
@@ -96,7 +89,7 @@ def build_preprocessor(
     from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
     columns = {c.name: c for c in schema.columns}
-    inputs = model_inputs(schema)
+    inputs = schema.input_names
     numeric = [n for n in inputs if columns[n].kind == "numeric" and columns[n].role == "feature"]
     dates = [n for n in inputs if columns[n].kind == "datetime" or columns[n].role == "time"]
     categorical = [n for n in inputs if n not in numeric and n not in dates]

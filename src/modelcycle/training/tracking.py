@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ class Tracker:
         self.artifact_root = artifact_root
         self.enabled = enabled
         self.run_id: str | None = None
+        self._previous_uri: str | None = None
 
     def connect(self) -> None:
         """Open the store and the experiment (artifacts under ``<artifact_root>/mlflow``).
@@ -54,6 +56,7 @@ class Tracker:
         experiment_id = ensure_experiment(
             self.experiment, tracking_uri=self.tracking_uri, artifact_dir=self.artifact_root
         )
+        self._previous_uri = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=experiment_id)
 
@@ -65,9 +68,19 @@ class Tracker:
             return
         import mlflow
 
-        with mlflow.start_run(run_name=run_name, tags=tags) as run:
-            self.run_id = run.info.run_id
-            yield self
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+        try:
+            with mlflow.start_run(run_name=run_name, tags=tags) as run:
+                self.run_id = run.info.run_id
+                yield self
+        finally:  # leave MLflow's process-wide state as it was (tests, notebooks, the demo)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            if self._previous_uri is not None:
+                mlflow.set_tracking_uri(self._previous_uri)
 
     @contextlib.contextmanager
     def child(self, name: str, tags: dict[str, str] | None = None) -> Iterator[None]:
