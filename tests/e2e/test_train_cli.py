@@ -6,9 +6,7 @@ no traceback. Trainings are tiny (one candidate, one to four trials).
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,24 +14,6 @@ import pandas as pd
 import pytest
 
 from modelcycle.scaffold import init_project
-
-
-@pytest.fixture(autouse=True)
-def _restore_mlflow_globals() -> Iterator[None]:
-    """``train`` points MLflow's process-global URI and experiment at the project: undo it."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils
-
-    saved = (utils._tracking_uri, fluent._active_experiment_id)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    yield
-    utils._tracking_uri, fluent._active_experiment_id = saved
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
 
 REGRESSION = 'task = "regression"'
 CHEAP = ("--candidates", "linear", "--budget", "1 trials", "--no-track", "--no-register")

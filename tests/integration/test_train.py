@@ -7,7 +7,6 @@ Real data from the examples, real fits, real tracking and registration; every tr
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,23 +27,6 @@ from modelcycle.training.train import TrainOptions, TrainOutcome, prepare, train
 pytestmark = pytest.mark.slow
 
 PARENT_TAG = "mlflow.parentRunId"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _restore_mlflow_globals() -> Iterator[None]:
-    """``train`` points MLflow's process-global URI and experiment at the project: undo it."""
-    from mlflow.tracking import fluent
-    from mlflow.tracking._tracking_service import utils
-
-    saved = (utils._tracking_uri, fluent._active_experiment_id)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    yield
-    utils._tracking_uri, fluent._active_experiment_id = saved
-    for key, value in env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 def _edit_spec(root: Path, old: str, new: str) -> None:
@@ -92,8 +74,13 @@ def rent(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     project = load_project(root)
     settings = Settings.load(root)
     options = _options("4 trials", ["linear", "lgbm"])
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI"))
     first = train(project, settings, options)
     second = train(project, settings, options)
+    # training leaves MLflow's process-wide state as it found it (notebooks, tests, the demo)
+    assert (mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")) == before
     assert settings.mlflow_tracking_uri == f"sqlite:///{root / '.modelcycle' / 'mlflow.db'}"
     return Trained(root, project, settings.mlflow_tracking_uri, first, second)
 

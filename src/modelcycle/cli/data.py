@@ -13,6 +13,7 @@ from modelcycle.cli._shared import STATE, console, err_console
 if TYPE_CHECKING:
     from modelcycle.config.spec import Project
     from modelcycle.data.io import Dataset
+    from modelcycle.data.schema import FeatureSchema
 
 app = typer.Typer(help="The data stage: schema, validate, eda, split.", no_args_is_help=True)
 
@@ -39,6 +40,17 @@ def load(data: Path | None, out: Console = console) -> tuple[Project, Dataset]:
     return project, dataset
 
 
+def load_with_schema(data: Path | None) -> tuple[Project, Dataset, FeatureSchema]:
+    """The project, its dataset and the dataset's schema under the spec's roles."""
+    from modelcycle.data.schema import schema_for_spec
+
+    project, dataset = load(data)
+    inferred = schema_for_spec(
+        dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
+    )
+    return project, dataset, inferred
+
+
 @app.command()
 def schema(
     data: DataArg = None,
@@ -49,12 +61,7 @@ def schema(
     """Infer the FeatureSchema (names, types, roles, ranges, categories) and save it as JSON."""
     from rich.table import Table
 
-    from modelcycle.data.schema import schema_for_spec
-
-    project, dataset = load(data)
-    inferred = schema_for_spec(
-        dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
-    )
+    project, _, inferred = load_with_schema(data)
     path = inferred.save(project.resolve(out))
     table = Table(title=f"schema ({inferred.task or 'no target'})")
     for header in ("column", "kind", "role", "null %", "unique", "range / top values"):
@@ -112,12 +119,8 @@ def eda(
 ) -> None:
     """Explore the data: a self-contained HTML report (works offline) and a terminal summary."""
     from modelcycle.data.eda import explore, render_summary
-    from modelcycle.data.schema import schema_for_spec
 
-    project, dataset = load(data)
-    inferred = schema_for_spec(
-        dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
-    )
+    project, dataset, inferred = load_with_schema(data)
     with console.status("Building the EDA report..."):
         summary = explore(
             dataset.frame, inferred, out=project.resolve(out), title=f"{project.spec.name}: EDA"

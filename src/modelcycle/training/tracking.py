@@ -20,6 +20,8 @@ import pandas as pd
 
 from modelcycle.training.tune import TrialRecord
 
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")
+
 
 class Tracker:
     """Log a training run to MLflow, or do nothing when ``enabled`` is False.
@@ -40,6 +42,7 @@ class Tracker:
         self.enabled = enabled
         self.run_id: str | None = None
         self._previous_uri: str | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     def connect(self) -> None:
         """Open the store and the experiment (artifacts under ``<artifact_root>/mlflow``).
@@ -57,6 +60,7 @@ class Tracker:
             self.experiment, tracking_uri=self.tracking_uri, artifact_dir=self.artifact_root
         )
         self._previous_uri = mlflow.get_tracking_uri()
+        self._saved_env = {k: os.environ.get(k) for k in _MLFLOW_ENV}
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_experiment(experiment_id=experiment_id)
 
@@ -68,19 +72,18 @@ class Tracker:
             return
         import mlflow
 
-        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
         try:
             with mlflow.start_run(run_name=run_name, tags=tags) as run:
                 self.run_id = run.info.run_id
                 yield self
         finally:  # leave MLflow's process-wide state as it was (tests, notebooks, the demo)
-            for key, value in saved.items():
+            if self._previous_uri is not None:
+                mlflow.set_tracking_uri(self._previous_uri)
+            for key, value in self._saved_env.items():  # set_tracking_uri writes them too
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-            if self._previous_uri is not None:
-                mlflow.set_tracking_uri(self._previous_uri)
 
     @contextlib.contextmanager
     def child(self, name: str, tags: dict[str, str] | None = None) -> Iterator[None]:
