@@ -113,3 +113,28 @@ def open_page(browser: Any) -> Iterator[Any]:
     yield _open
     for page in pages:
         page.close()
+
+
+@pytest.fixture
+def drawn_charts() -> Any:
+    """``drawn_charts(page, also=None) -> int``: wait for plotly, count charts drawn as SVG.
+
+    ``also`` is a CSS selector a chart must contain too (e.g. its markers), to tell a chart that
+    has data from an empty frame.
+    """
+
+    def _count(page: Any, also: str | None = None) -> int:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot')]"
+            ".every(p => p.querySelector('.main-svg'))",
+            timeout=15_000,
+        )
+        extra = f" && p.querySelector({also!r})" if also else ""
+        return int(
+            page.evaluate(
+                "() => [...document.querySelectorAll('.js-plotly-plot')]"
+                f".filter(p => p.querySelector('.main-svg'){extra}).length"
+            )
+        )
+
+    return _count

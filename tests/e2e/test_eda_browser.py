@@ -44,31 +44,17 @@ def build(tmp_path: Path, task: str) -> EdaSummary:
     return explore(frame, schema, out=tmp_path / f"{task}.html", title=f"EDA {task}")
 
 
-def drawn(page: Any) -> int:
-    """Wait until plotly has drawn every chart; return how many charts have an SVG."""
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')]"
-        ".every(p => p.querySelector('.main-svg'))",
-        timeout=15_000,
-    )
-    return int(
-        page.evaluate(
-            "() => [...document.querySelectorAll('.js-plotly-plot')]"
-            ".filter(p => p.querySelector('.main-svg') && p.querySelector('.point, .hm, image'))"
-            ".length"
-        )
-    )
-
-
 @pytest.mark.parametrize("task", ["regression", "classification"])
-def test_report_renders_in_chromium(open_page: Any, tmp_path: Path, task: str) -> None:
+def test_report_renders_in_chromium(
+    open_page: Any, drawn_charts: Any, tmp_path: Path, task: str
+) -> None:
     summary = build(tmp_path, task)
     requests: list[str] = []
     page, errors = open_page(summary.path.resolve().as_uri())
     page.on("request", lambda req: requests.append(req.url))
     n_charts = page.locator(".js-plotly-plot").count()
     assert n_charts == summary.n_figures > 8
-    assert drawn(page) == n_charts
+    assert drawn_charts(page, ".point, .hm, image") == n_charts
     assert errors == []
     assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
 

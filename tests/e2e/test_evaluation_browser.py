@@ -124,23 +124,10 @@ def make_evaluation(kind: str, n: int = 3_000, seed: int = 3) -> Evaluation:
     )
 
 
-def drawn(page: Any) -> int:
-    """Wait until plotly has drawn every chart; return how many charts have an SVG."""
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.js-plotly-plot')]"
-        ".every(p => p.querySelector('.main-svg'))",
-        timeout=15_000,
-    )
-    return int(
-        page.evaluate(
-            "() => [...document.querySelectorAll('.js-plotly-plot')]"
-            ".filter(p => p.querySelector('.main-svg')).length"
-        )
-    )
-
-
 @pytest.mark.parametrize("kind", ["regression", "binary", "multiclass"])
-def test_report_renders_in_chromium(open_page: Any, tmp_path: Path, kind: str) -> None:
+def test_report_renders_in_chromium(
+    open_page: Any, drawn_charts: Any, tmp_path: Path, kind: str
+) -> None:
     page_model = evaluation_page(make_evaluation(kind))
     assert page_model.n_figures == CHARTS[kind]
     path = page_model.write(tmp_path / f"{kind}.html")
@@ -148,7 +135,7 @@ def test_report_renders_in_chromium(open_page: Any, tmp_path: Path, kind: str) -
     page, errors = open_page(path.resolve().as_uri())
     page.on("request", lambda req: requests.append(req.url))
     assert page.locator(".js-plotly-plot").count() == CHARTS[kind]
-    assert drawn(page) == CHARTS[kind]
+    assert drawn_charts(page) == CHARTS[kind]
     assert errors == []
     assert [u for u in requests if not u.startswith(("file:", "data:", "blob:"))] == []
 
