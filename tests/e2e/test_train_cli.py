@@ -237,3 +237,29 @@ def test_happy_path_prints_the_comparison_and_registers(cli, tmp_path: Path) -> 
     listed = cli("models", "list", cwd=root)
     assert listed.code == 0, listed.text
     assert "rent" in listed.out
+
+
+@pytest.mark.slow
+def test_two_trains_at_once_make_two_intact_versions(tmp_path: Path) -> None:
+    # two processes train and register on the same new store at the same time
+    import subprocess
+    import sys
+
+    from modelcycle.registry.store import load_model
+
+    # margin 0: the tuned linear candidate ties the linear baseline, and a tie registers
+    root = make_project(
+        tmp_path / "p", rent_rows(400), top=REGRESSION, tables="[training]\nmargin = 0.0\n"
+    )
+    command = [sys.executable, "-m", "modelcycle", "train", "--candidates", "linear",
+               "--budget", "1 trials"]  # fmt: skip
+    procs = [
+        subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=240)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    uri = f"sqlite:///{root / '.modelcycle' / 'mlflow.db'}"
+    versions = {load_model(f"proj/{v}", tracking_uri=uri).version for v in (1, 2)}
+    assert versions == {1, 2}  # both load: digests verified, pipelines intact
+    assert load_model("proj@champion", tracking_uri=uri).version == 1
