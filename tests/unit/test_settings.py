@@ -221,3 +221,14 @@ def test_settings_fields_match_model() -> None:
     defaults = {var: default for var, default, _ in rows}
     assert defaults["MODELCYCLE_WORKERS"] == 1
     assert defaults["MODELCYCLE_DATABASE_URL"] is None
+
+
+def test_committed_env_example_is_in_sync_with_the_settings() -> None:
+    # the repository's .env.example is generated from Settings; regenerate it when a field changes
+    from modelcycle.scaffold import env_example
+
+    committed = Path(__file__).resolve().parents[2] / ".env.example"
+    assert committed.read_text(encoding="utf-8") == env_example(), (
+        "regenerate: python -c 'from modelcycle.scaffold import env_example; "
+        "open(\".env.example\", \"w\").write(env_example())'"
+    )
