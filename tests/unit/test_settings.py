@@ -230,5 +230,5 @@ def test_committed_env_example_is_in_sync_with_the_settings() -> None:
     committed = Path(__file__).resolve().parents[2] / ".env.example"
     assert committed.read_text(encoding="utf-8") == env_example(), (
         "regenerate: python -c 'from modelcycle.scaffold import env_example; "
-        "open(\".env.example\", \"w\").write(env_example())'"
+        'open(".env.example", "w").write(env_example())\''
     )
