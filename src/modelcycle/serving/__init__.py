@@ -1,2 +1,5 @@
-"""The serving stage: the HTTP model server (native JSON, MLflow, Open Inference Protocol) and
-batch inference over files. ``create_app(settings)`` builds the server."""
+"""The serving stage: the model server and batch inference over files.
+
+``create_app(settings)`` (in :mod:`modelcycle.serving.app`) builds the HTTP server: native
+JSON, MLflow's ``/invocations`` and the Open Inference Protocol.
+"""
