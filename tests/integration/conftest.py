@@ -1,0 +1,178 @@
+"""Shared fixtures for the serving tests: a trained rent project and real server processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from modelcycle.config.settings import Settings
+from modelcycle.config.spec import load_project, parse_budget
+from modelcycle.scaffold import init_project
+from modelcycle.training.train import TrainOptions, train
+
+
+@pytest.fixture(scope="session")
+def served_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rent project (1,500 rows) with one trained, registered LightGBM model: rent/1, champion.
+
+    Tests that change the project (stores, aliases) should copy it with ``project_copy``.
+    """
+    root = init_project(tmp_path_factory.mktemp("served") / "rent", example="rent", rows=1500).root
+    project = load_project(root)
+    options = TrainOptions(budget=parse_budget("2 trials"), candidates=["lgbm"], track=False)
+    outcome = train(project, Settings.load(root), options)
+    assert outcome.registered is not None, "the fixture model was not registered"
+    return root
+
+
+@pytest.fixture
+def project_copy(served_project: Path, tmp_path: Path) -> Path:
+    """A private copy of the served project (its own stores, spool and logs)."""
+    target = tmp_path / "rent"
+    shutil.copytree(served_project, target)
+    return target
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """``modelcycle serve`` running in its own process on 127.0.0.1.
+
+    Attributes:
+        project: The project folder it serves.
+        port: Its port.
+        process: The process.
+        log: Where its stdout and stderr go.
+    """
+
+    project: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until ``/health/ready`` answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the server was not ready in {timeout} s:\n{self.output()}")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM (a clean shutdown); returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return int(self.process.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL (``kill -9``): no shutdown code runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
+    """``start_server(project, *args, env={...}, wait=True) -> ServerProcess``.
+
+    Runs ``python -m modelcycle --project PROJECT serve --port FREE *args`` with ``env`` added to
+    a clean environment; every server still running at the end of the test is stopped.
+    """
+    started: list[ServerProcess] = []
+
+    def start(
+        project: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True
+    ) -> ServerProcess:
+        port = free_port()
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+        base.update({"MODELCYCLE_MODEL_POLL_SECONDS": "1", **(env or {})})
+        log = tmp_path / f"server-{port}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "modelcycle",
+                    "--project",
+                    str(project),
+                    "serve",
+                    "--port",
+                    str(port),
+                    *args,
+                ],  # fmt: skip
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=base,
+            )
+        server = ServerProcess(project, port, process, log, env or {})
+        started.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def rent_rows() -> Callable[..., list[dict[str, Any]]]:
+    """``rent_rows(n=5, seed=7)``: clean rent rows to send to a server (see :func:`sample_rows`)."""
+    return sample_rows
+
+
+def sample_rows(n: int = 5, seed: int = 7) -> list[dict[str, Any]]:
+    """``n`` clean rent rows (no planted problems) with the model's input features, JSON-ready.
+
+    Optional features may be null (``None``), as in the training data.
+    """
+    from modelcycle.data.examples import rent_apartments
+
+    frame = rent_apartments(n, seed=seed, messy=False).drop(
+        columns=["rent", "address", "zip"], errors="ignore"
+    )
+    rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return rows
