@@ -131,18 +131,9 @@ def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
         base.update({"MODELCYCLE_MODEL_POLL_SECONDS": "1", **(env or {})})
         log = tmp_path / f"server-{port}.log"
         with log.open("wb") as out:
+            command = [sys.executable, "-m", "modelcycle", "--project", str(project), "serve"]
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "modelcycle",
-                    "--project",
-                    str(project),
-                    "serve",
-                    "--port",
-                    str(port),
-                    *args,
-                ],  # fmt: skip
+                [*command, "--port", str(port), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=base,
