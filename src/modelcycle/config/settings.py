@@ -69,13 +69,41 @@ class Settings(BaseSettings):
     host: str = Field(default="127.0.0.1", description="Address the model server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the model server binds to.")
     workers: int = Field(default=1, ge=1, le=64, description="Model server worker processes.")
+    model: str | None = Field(
+        default=None,
+        description="Model the server loads (NAME@ALIAS or NAME/VERSION). Default: "
+        "<project name>@champion.",
+    )
     predict_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated API keys allowed to predict. Empty: predictions are open.",
+        description="Comma-separated API keys allowed to predict (or their sha256:<hex> "
+        "digests). Empty: predictions are open.",
     )
     admin_api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated API keys for the admin API. Empty: admin API is closed.",
+        description="Comma-separated API keys for the admin API (or sha256:<hex> digests). "
+        "Empty: admin API is closed.",
+    )
+    max_body_bytes: int = Field(
+        default=10_000_000, ge=1024, description="Largest request body the server accepts."
+    )
+    max_batch_rows: int = Field(
+        default=10_000, ge=1, description="Most rows one prediction request may carry."
+    )
+    model_poll_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How often the server checks whether its alias moved (0: never).",
+    )
+    log_predictions: bool = Field(
+        default=True,
+        description="Log every prediction to the operational database (off only for "
+        "benchmarks: monitoring and labels need the log).",
+    )
+    spool_fsync: bool = Field(
+        default=False,
+        description="Flush the prediction spool to disk on every request (survives power "
+        "loss, not only a crash; slower).",
     )
 
     _split_predict = field_validator("predict_api_keys", "admin_api_keys", mode="before")(
@@ -110,6 +138,11 @@ class Settings(BaseSettings):
     def state_dir(self) -> Path:
         """The project's private state folder (stores, artifacts)."""
         return self.project_dir / STATE_DIRNAME
+
+    @property
+    def spool_dir(self) -> Path:
+        """The server's write-ahead spool of predictions not yet in the database."""
+        return self.state_dir / "spool"
 
     @property
     def logs(self) -> Path:

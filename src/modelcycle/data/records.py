@@ -56,6 +56,8 @@ class PredictionRecord(BaseModel):
         latency_ms: Time spent predicting, in milliseconds.
         ood: Out-of-distribution flags and score, e.g. ``{"score": 0.93, "flags": ["area"]}``.
         error: Why the row could not be predicted, if it could not.
+        record_id: A unique id for this record (the server sets one, so replaying its
+            write-ahead spool never stores a record twice).
     """
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
@@ -72,6 +74,7 @@ class PredictionRecord(BaseModel):
     latency_ms: float = Field(default=0.0, ge=0)
     ood: dict[str, Any] | None = None
     error: str | None = None
+    record_id: Annotated[str, Field(max_length=64)] | None = None
 
 
 class LabelRecord(BaseModel):

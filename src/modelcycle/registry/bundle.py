@@ -85,11 +85,20 @@ def predict_frame(
         return pd.DataFrame({"prediction": np.asarray(pipeline.predict(inputs))}, index=frame.index)
     proba = np.asarray(pipeline.predict_proba(inputs), dtype="float64")
     labels = list(classes) if classes is not None else list(pipeline.classes_)
-    if proba.shape[1] == 2 and threshold is not None:
-        chosen = np.where(proba[:, 1] >= threshold, labels[1], labels[0])
-    else:
-        chosen = np.asarray(labels)[proba.argmax(axis=1)]
-    out = pd.DataFrame({"prediction": chosen}, index=frame.index)
+    out = pd.DataFrame({"prediction": choose_classes(proba, labels, threshold)}, index=frame.index)
     for i, label in enumerate(labels):
         out[f"proba_{label}"] = proba[:, i]
     return out
+
+
+def choose_classes(proba: np.ndarray, labels: list[Any], threshold: float | None) -> np.ndarray:
+    """The predicted class per row.
+
+    Binary tasks with a threshold: the positive class when its probability reaches it; else
+    the most probable class.
+    """
+    if proba.shape[1] == 2 and threshold is not None:
+        chosen: np.ndarray = np.where(proba[:, 1] >= threshold, labels[1], labels[0])
+        return chosen
+    best: np.ndarray = np.asarray(labels)[proba.argmax(axis=1)]
+    return best

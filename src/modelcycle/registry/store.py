@@ -569,6 +569,16 @@ def load_model(ref: str, *, tracking_uri: str) -> LoadedModel:
     )
 
 
+def resolve_version(ref: str, *, tracking_uri: str) -> int:
+    """The version number a reference names now (an alias may move), without loading anything.
+
+    Raises:
+        RegistryError: As :func:`load_model`.
+    """
+    with store_client(tracking_uri, create=False) as client:
+        return int(_resolve(client, parse_ref(ref)).version)
+
+
 def describe(ref: str, *, tracking_uri: str) -> VersionInfo:
     """A version's metadata and verified bundle files, without loading its pipeline.
 

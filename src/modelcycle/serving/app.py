@@ -201,7 +201,7 @@ def _model_info(predictor: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- errors
 
 
-def error_body(message: str, hint: str | None = None, **details: Any) -> dict[str, Any]:
+def error_body(message: str, hint: str | None = None, /, **details: Any) -> dict[str, Any]:
     """The JSON body of every error the server returns."""
     body: dict[str, Any] = {"error": message}
     if hint:

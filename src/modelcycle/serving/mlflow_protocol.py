@@ -11,16 +11,21 @@ Rows are then checked and predicted like any other request, and logged.
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
+import numpy as np
+import orjson
 import pandas as pd
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from modelcycle.serving.runtime import ApiError, JSONBytes, Serving, parse_json, read_body
+from modelcycle.serving.inputs import InputError
+from modelcycle.serving.runtime import ApiError, JSONBytes, Serving, read_body
 
 router = APIRouter(tags=["mlflow"])
 _BAD_REQUEST = "BAD_REQUEST"
+_PARQUET = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet")
 
 
 def _serving(request: Request) -> Serving:
@@ -80,7 +85,10 @@ async def invocations(request: Request) -> JSONBytes:
     body = await read_body(request, serving.settings.max_body_bytes)
     frame = _parse(body, request.headers.get("content-type", "application/json"))
     predictor = serving.predictor()
-    typed, problems = predictor.rules.check_frame(frame)
+    try:
+        typed, problems = predictor.rules.check_frame(frame)
+    except InputError as err:  # required feature columns are absent: MLflow's error format too
+        problems = err.problems
     if problems:
         shown = "; ".join(str(p) for p in problems[:10])
         raise ApiError(
@@ -117,10 +125,10 @@ def _parse(body: bytes, content_type: str) -> pd.DataFrame:
     try:
         if mime == "text/csv":
             frame = scoring_server.parse_csv_input(io.StringIO(body.decode("utf-8")))
-        elif mime in ("application/x-parquet", "application/parquet"):
+        elif mime in _PARQUET:
             frame = pd.read_parquet(io.BytesIO(body))
         elif mime in ("application/json", ""):
-            payload = parse_json(body)
+            payload = _json(body)
             if not isinstance(payload, dict):
                 raise ApiError(
                     400,
@@ -129,13 +137,15 @@ def _parse(body: bytes, content_type: str) -> pd.DataFrame:
                     details={"error_code": _BAD_REQUEST},
                 )
             data = {k: v for k, v in payload.items() if k != "params"}
-            frame = scoring_server.infer_and_parse_data(data)
+            frame = _plain(scoring_server.infer_and_parse_data(data))
         else:
             raise ApiError(
                 415,
                 f"unsupported content type {content_type!r}",
-                "send application/json, text/csv or application/x-parquet",
+                "send application/json, text/csv or application/vnd.apache.parquet",
             )
+        if not isinstance(frame, pd.DataFrame):
+            frame = pd.DataFrame(frame)
     except MlflowException as err:
         raise ApiError(
             400, err.message, details={"error_code": _BAD_REQUEST, "message": err.message}
@@ -143,8 +153,57 @@ def _parse(body: bytes, content_type: str) -> pd.DataFrame:
     except (UnicodeDecodeError, ValueError, TypeError) as err:
         message = f"the input cannot be read as a table: {err}"
         raise ApiError(400, message, details={"error_code": _BAD_REQUEST}) from None
-    if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame(frame)
     if frame.empty:
         raise ApiError(400, "the input has no rows", details={"error_code": _BAD_REQUEST})
     return frame
+
+
+def _json(body: bytes) -> Any:
+    """A JSON body, read as MLflow's server reads it: ``NaN`` and ``Infinity`` are accepted.
+
+    MLflow's own clients (``convert_input_example_to_serving_input``, ``json.dumps``) write
+    ``NaN`` for a missing value; orjson refuses it, so the standard library reads those bodies.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as err:
+        first = err
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ApiError(
+            400,
+            f"the request body is not valid JSON: {first}",
+            "send a JSON document",
+            {"error_code": _BAD_REQUEST},
+        ) from None
+
+
+def _plain(parsed: Any) -> Any:
+    """MLflow's parsed ``instances``/``inputs`` with NumPy 0-d arrays unwrapped to plain values.
+
+    For a list of records MLflow gives one 0-d array per value, for a column holding nulls an
+    object array of 0-d arrays, and for one row of scalars 0-d arrays; pandas cannot use
+    any of them as table cells.
+    """
+    if isinstance(parsed, list):
+        return [
+            {k: _item(v) for k, v in row.items()} if isinstance(row, dict) else row
+            for row in parsed
+        ]
+    if isinstance(parsed, dict):
+        return {k: _cells(v) for k, v in parsed.items()}
+    return parsed
+
+
+def _item(value: Any) -> Any:
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def _cells(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0:
+            return [value.item()]
+        if value.dtype == object and value.ndim == 1:
+            return [_item(v) for v in value]
+    return value

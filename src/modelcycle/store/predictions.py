@@ -144,9 +144,10 @@ _FAST_COLUMNS = (
 
 def _driver_values(row: dict[str, Any], naive: bool) -> tuple[Any, ...]:
     """One row as the driver takes it: UTC timestamps (naive text on SQLite), JSON as text."""
-    created = as_utc(row["created_at"])
+    created: datetime | str = as_utc(row["created_at"])
     if naive:  # as SQLAlchemy stores DATETIME on SQLite
-        created = created.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+        created = as_utc(row["created_at"]).replace(tzinfo=None)
+        created = created.isoformat(sep=" ", timespec="microseconds")
     return (
         row["request_id"],
         row.get("row", 0),

@@ -83,6 +83,7 @@ class Prediction(Base):
         sa.Index("ix_predictions_model_window", "model_name", "model_version", "arm", "created_at"),
         sa.Index("ix_predictions_model_time", "model_name", "created_at"),
         sa.Index("ix_predictions_request", "request_id", "row"),
+        sa.Index("ux_predictions_record_id", "record_id", unique=True),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -99,6 +100,8 @@ class Prediction(Base):
     latency_ms: Mapped[float] = mapped_column(sa.Float, default=0.0, server_default=sa.text("0"))
     ood: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
+    record_id: Mapped[str | None] = mapped_column(sa.String(64))
+    """Unique per record when set: replaying a spool skips records already written."""
 
 
 class Label(Base):

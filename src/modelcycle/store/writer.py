@@ -139,8 +139,10 @@ class PredictionLog:
             if self._file is not None:
                 self._file.close()
                 self._file = None
-        if self._queued == 0 and not self._overflowed:
-            for seq in list(self._pending):
+        with self._cond:
+            committed = self._queued == 0 and self._inflight == 0 and not self._overflowed
+        if committed:
+            for seq in {*self._pending, self._seq}:
                 _unlink(self._segment_path(self.token, seq))
             _unlink(self.spool_dir / f"{self.token}.lock")
         if self._lock_file is not None:
