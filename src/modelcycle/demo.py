@@ -2,11 +2,14 @@
 
 Today: scaffold a project, generate the rent data (with the problems real files have), validate
 it, infer and save the schema, write the EDA report, split the data, train baseline-first with
-tuning and MLflow tracking, and register the winner. Each later stage extends this same story.
+tuning and MLflow tracking, register the winner, serve it on a real HTTP server, send new
+listings, post their true rents as labels and read the prediction log back. Each later stage
+extends this same story.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,7 +52,20 @@ class DemoResult:
     split_files: dict[str, Path] = field(default_factory=dict)
     training: TrainOutcome | None = None
     tracking_uri: str = ""
+    served: ServedTraffic | None = None
     seconds: float = 0.0
+
+
+@dataclass
+class ServedTraffic:
+    """What the serving step sent, and what the prediction log holds afterwards."""
+
+    url: str
+    requests: int
+    rows: int
+    logged: int
+    labelled: int
+    mae: float
 
 
 def run_demo(directory: Path | None, *, fast: bool = False, console: Console) -> DemoResult:
@@ -132,9 +148,78 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     render_outcome(result.training, console, result.tracking_uri)
     result.reports["evaluation"] = result.training.report
 
+    if result.training.registered is not None:
+        _step(console, 7, "Serve", "a real HTTP server on 127.0.0.1; every prediction logged")
+        result.served = serve_and_label(settings, project.spec.name, console, fast=fast)
+
     result.seconds = time.perf_counter() - start
     _summary(console, result)
     return result
+
+
+def serve_and_label(
+    settings: Settings, name: str, console: Console, *, fast: bool = False
+) -> ServedTraffic:
+    """Serve the champion, send new listings, post their true rents, read the log back."""
+    import httpx
+
+    from modelcycle.data.examples import rent_apartments
+    from modelcycle.serving.local import LocalServer
+    from modelcycle.store import make_engine, window
+
+    listings = rent_apartments(20 if fast else 60, seed=2026, messy=False)
+    features = listings.drop(columns=["rent", "address", "zip"], errors="ignore")
+    rows = json.loads(features.to_json(orient="records"))
+    sent: list[tuple[str, int, float]] = []  # request id, row, true rent
+    with LocalServer(settings, f"{name}@champion") as server, httpx.Client() as client:
+        console.print(f"  serving {name}@champion at {server.url} (API docs at /docs)")
+        batches = [rows[i : i + 1] for i in range(len(rows) - 5)] + [rows[-5:]]
+        answers = []
+        for batch in batches:
+            response = client.post(f"{server.url}/predict", json=batch)
+            response.raise_for_status()
+            answers.append(response.json())
+        start = 0
+        for answer, batch in zip(answers, batches, strict=True):
+            for row in range(len(batch)):
+                sent.append((answer["request_id"], row, float(listings["rent"].iloc[start + row])))
+            start += len(batch)
+        _show_predictions(console, rows, answers)
+        labels = [{"request_id": rid, "row": row, "label": rent} for rid, row, rent in sent]
+        posted = client.post(f"{server.url}/labels", json=labels).json()
+        console.print(f"  posted {len(labels)} true rents to /labels: {posted['counts']}")
+    engine = make_engine(settings.database_url or "")
+    with engine.connect() as conn:
+        logged = window(conn, name, with_features=False)
+    engine.dispose()
+    labelled = logged[logged["has_label"]]
+    errors = (labelled["prediction"].astype(float) - labelled["label"].astype(float)).abs()
+    mae = float(errors.mean()) if len(errors) else float("nan")
+    console.print(
+        f"  the prediction log holds {len(logged)} predictions, {len(labelled)} with their true "
+        f"rent; live MAE {mae:,.0f}",
+        highlight=False,
+    )
+    return ServedTraffic(server.url, len(batches), len(rows), len(logged), len(labelled), mae)
+
+
+def _show_predictions(
+    console: Console, rows: list[dict[str, object]], answers: list[dict[str, object]]
+) -> None:
+    table = Table(box=None, padding=(0, 2))
+    for header in ("request id", "area", "neighborhood", "predicted rent", "version"):
+        table.add_column(header)
+    for row, answer in list(zip(rows, answers, strict=False))[:5]:
+        predictions = answer["predictions"]
+        assert isinstance(predictions, list)
+        table.add_row(
+            str(answer["request_id"])[:12],
+            f"{row['area']} m2",
+            str(row["neighborhood"]),
+            f"{predictions[0]:,.0f}",
+            str(answer["version"]),
+        )
+    console.print(table)
 
 
 def _step(console: Console, number: int, title: str, what: str) -> None:
@@ -158,9 +243,9 @@ def _summary(console: Console, result: DemoResult) -> None:
         )
     console.print(table)
     console.print(
-        f"Done in {result.seconds:.1f} s. Serving, deployment, monitoring and retraining are on "
-        "the roadmap (see README: status).\n"
-        f"Next: cd {result.root} && modelcycle models list\n"
+        f"Done in {result.seconds:.1f} s. Deployment strategies, monitoring and retraining are "
+        "on the roadmap (see README: status).\n"
+        f"Next: cd {result.root} && modelcycle serve   (then open http://127.0.0.1:8000/docs)\n"
         f"MLflow UI: cd {result.root} && mlflow ui --backend-store-uri "
         "sqlite:///.modelcycle/mlflow.db --default-artifact-root ./.modelcycle/artifacts/mlflow",
         highlight=False,

@@ -129,3 +129,14 @@ def test_demo_fast(cli, tmp_path: Path) -> None:
     champion = load_model("rent@champion", tracking_uri=f"sqlite:///{root}/.modelcycle/mlflow.db")
     assert champion.version == 1
     assert champion.metrics["model"]["mae"] < champion.metrics["baseline_dummy"]["mae"]
+    # the serving step logged every prediction it made, and the labels joined them
+    from modelcycle.store import make_engine, window
+
+    engine = make_engine(f"sqlite:///{root}/.modelcycle/modelcycle.db")
+    with engine.connect() as conn:
+        logged = window(conn, "rent")
+    engine.dispose()
+    assert len(logged) == 20
+    assert logged["has_label"].all()
+    assert set(logged["model_version"]) == {"1"}
+    assert logged["request_id"].nunique() == 16  # 15 single-row requests and one of five rows

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 FILE_ONLY = "file_only"
 """Bind ``logger.bind(file_only=True)`` for records (tracebacks) that the console must not show."""
-QUIET_ON_CONSOLE = frozenset({"mlflow", "sqlalchemy", "alembic", "py"})
+QUIET_ON_CONSOLE = frozenset({"mlflow", "sqlalchemy", "alembic", "py", "httpx", "httpcore"})
 """Libraries whose records below ERROR go to the log files only (``py`` is ``py.warnings``)."""
 LOG_FILE = "modelcycle.log"
 ERROR_FILE = "errors.log"
@@ -34,6 +34,7 @@ INTERCEPTED = (
     "mlflow",
     "sqlalchemy",
     "alembic",
+    "httpx",
     "py.warnings",
 )
 _CONSOLE_FORMAT = "<level>{level: <8}</level> <level>{message}</level>"
