@@ -119,6 +119,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
         raise ApiError(400, "the request must be a JSON object with a list of 'inputs'")
     frame = _frame(payload["inputs"], binary)
+    _check_datatypes(payload["inputs"], predictor)
     typed, problems = predictor.rules.check_frame(frame)
     if problems:
         raise ApiError(
@@ -164,6 +165,28 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
         "outputs": result,
     }
     return JSONBytes(body_out)
+
+
+def _check_datatypes(inputs: list[Any], predictor: Predictor) -> None:
+    """Refuse a numeric or BOOL tensor for a feature the model only knows as strings.
+
+    Its values would all be unseen categories: a silently wrong prediction, not an error.
+
+    Raises:
+        ApiError: 400 naming the input and the datatype to send.
+    """
+    rules = {rule.name: rule for rule in predictor.rules.features}
+    for tensor in inputs:
+        rule = rules.get(tensor["name"])
+        datatype = str(tensor.get("datatype", "")).upper()
+        if rule is None or rule.numeric_codes or datatype == "BYTES":
+            continue
+        if _datatype(rule.kind) == "BYTES":
+            raise ApiError(
+                400,
+                f"input {rule.name!r} is a {rule.kind} feature: send it as BYTES, not {datatype}",
+                f"see each input's datatype with GET /v2/models/{predictor.name}",
+            )
 
 
 def _output_type(predictor: Predictor) -> str:
