@@ -82,9 +82,9 @@ async def invocations(request: Request) -> JSONBytes:
     """Predict the rows of an MLflow scoring request."""
     serving = _serving(request)
     serving.require("predict", request.headers)
+    predictor = serving.predictor(state=request.scope["state"])
     body = await read_body(request, serving.settings.max_body_bytes)
     frame = _parse(body, request.headers.get("content-type", "application/json"))
-    predictor = serving.predictor()
     try:
         typed, problems = predictor.rules.check_frame(frame)
     except InputError as err:  # required feature columns are absent: MLflow's error format too
@@ -102,12 +102,6 @@ async def invocations(request: Request) -> JSONBytes:
             },
         )
     answer = await serving.predict_frame(typed, request.scope["state"]["request_id"], predictor)
-    state = request.scope["state"]
-    state["model"], state["version"], state["arm"] = (
-        predictor.name,
-        predictor.version,
-        predictor.arm,
-    )
     outputs = answer.outputs
     records: list[dict[str, Any]] = [{"prediction": value} for value in outputs.predictions]
     if outputs.probabilities is not None:

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from modelcycle.data.records import LabelRecord
 from modelcycle.serving.predictor import Predictor
-from modelcycle.serving.runtime import Answer, ApiError, JSONBytes, Serving, parse_json, read_body
+from modelcycle.serving.runtime import ApiError, JSONBytes, Serving, parse_json, read_body
 
 router = APIRouter(tags=["predict"])
 _LABELS = TypeAdapter(list[LabelRecord])
@@ -36,21 +36,33 @@ def body_schemas(predictor: Predictor) -> dict[str, Any]:
             "anyOf": [ref, {"type": "array", "items": ref, "minItems": 1}],
         },
         "LabelRecord": LabelRecord.model_json_schema(ref_template="#/components/schemas/{model}"),
+        "PredictResponse": {
+            "title": "PredictResponse",
+            "type": "object",
+            "required": ["request_id", "model", "version", "arm", "predictions"],
+            "properties": {
+                "request_id": {"type": "string", "description": "Labels refer to it."},
+                "model": {"type": "string"},
+                "version": {"type": "string"},
+                "arm": {"type": "string", "enum": ["stable", "canary", "shadow", "blue", "green"]},
+                "predictions": {
+                    "type": "array",
+                    "description": "One per row, in order (a class for classifiers).",
+                },
+                "probabilities": {
+                    "type": "array",
+                    "items": {"type": "object", "additionalProperties": {"type": "number"}},
+                    "description": "Classifiers: class probabilities per row.",
+                },
+                "classes": {"type": "array", "description": "Classifiers: the class names."},
+            },
+        },
     }
 
 
 def _serving(request: Request) -> Serving:
     serving: Serving = request.app.state.serving
     return serving
-
-
-def _label(request: Request, answer: Answer) -> None:
-    state = request.scope["state"]
-    state["model"], state["version"], state["arm"] = (
-        answer.predictor.name,
-        answer.predictor.version,
-        answer.predictor.arm,
-    )
 
 
 @router.post(
@@ -65,6 +77,12 @@ def _label(request: Request, answer: Answer) -> None:
         }
     },
     responses={
+        200: {
+            "description": "The predictions, and which model version and arm answered.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/PredictResponse"}}
+            },
+        },
         422: {"description": "A feature is missing, of the wrong type, NaN or infinite."},
         413: {"description": "The body or the number of rows is over the limit."},
     },
@@ -73,12 +91,11 @@ async def predict(request: Request) -> JSONBytes:
     """Predict rows of features; every row is logged under the request id."""
     serving = _serving(request)
     serving.require("predict", request.headers)
+    predictor = serving.predictor(state=request.scope["state"])
     payload = parse_json(await read_body(request, serving.settings.max_body_bytes))
-    predictor = serving.predictor()
     rows = predictor.rules.validate_rows(payload)
     columns = predictor.rules.columns_from_rows(rows)
     answer = await serving.predict(columns, rows, request.scope["state"]["request_id"], predictor)
-    _label(request, answer)
     body: dict[str, Any] = {
         "request_id": answer.request_id,
         "model": answer.predictor.name,

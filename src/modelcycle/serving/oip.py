@@ -113,7 +113,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
     """Run inference on OIP tensors; outputs ``predict`` (and ``predict_proba``)."""
     serving = _serving(request)
     serving.require("predict", request.headers)
-    predictor = serving.predictor(name, version)
+    predictor = serving.predictor(name, version, request.scope["state"])
     body = await read_body(request, serving.settings.max_body_bytes)
     payload, binary = _split_binary(body, request.headers.get(_HEADER))
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
@@ -135,7 +135,6 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
         state["request_id"] = given
     rid = state["request_id"]
     answer = await serving.predict_frame(typed, rid, predictor)
-    state["model"], state["version"], state["arm"] = name, predictor.version, predictor.arm
     outputs = answer.outputs
     result = [
         {

@@ -127,8 +127,19 @@ class Serving:
         if denied is not None:
             raise ApiError(denied.status, denied.message)
 
-    def predictor(self, name: str | None = None, version: str | None = None) -> Predictor:
+    def predictor(
+        self,
+        name: str | None = None,
+        version: str | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> Predictor:
         """The predictor that answers a request (optionally for a named model and version).
+
+        Args:
+            name: The model the request names (OIP), if any.
+            version: The version the request names, if any.
+            state: The request's ASGI state: the model, version and arm are recorded there, so
+                the request's metrics (errors included) are attributed to them.
 
         Raises:
             ApiError: 503 while no model is loaded; 404 for another model or version.
@@ -144,6 +155,12 @@ class Serving:
                 404,
                 f"model {current.name!r} version {version!r} is not loaded "
                 f"(this server has version {current.version})",
+            )
+        if state is not None:
+            state["model"], state["version"], state["arm"] = (
+                current.name,
+                current.version,
+                current.arm,
             )
         return current
 

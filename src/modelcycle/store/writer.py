@@ -180,7 +180,7 @@ class PredictionLog:
                 spooled = False
                 logger.error("prediction spool write failed: {}", err)
         with self._cond:
-            if self._queued + len(rows) > self.max_pending:
+            if self._queued + self._inflight + len(rows) > self.max_pending:
                 if spooled:
                     self._overflowed.add(seq)
                     self._pending[seq] = self._pending.get(seq, 0) + len(rows)
@@ -330,7 +330,10 @@ class PredictionLog:
         with self._file_lock:
             if self._seq in self._overflowed:
                 self._rotate()
-        for seq in sorted(self._overflowed):
+            current = self._seq
+        with self._cond:  # only closed segments: the open one may still receive records
+            closed = sorted(seq for seq in self._overflowed if seq < current)
+        for seq in closed:
             path = self._segment_path(self.token, seq)
             if not self._replay_file(path):
                 return
