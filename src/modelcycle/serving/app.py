@@ -113,6 +113,7 @@ async def _start(serving: Serving) -> list[asyncio.Task[None]]:
     if settings.log_predictions:
         serving.log = PredictionLog(serving.engine, settings.spool_dir, fsync=settings.spool_fsync)
         serving.log.start()
+        serving.batcher.sink = serving.log.append
     else:
         logger.warning("prediction logging is off (MODELCYCLE_LOG_PREDICTIONS=false)")
     await serving.load()

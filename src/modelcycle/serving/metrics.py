@@ -8,6 +8,7 @@ the prediction log's queue depth, spooled and dropped records, read when scraped
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -97,13 +98,22 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.registry.register(_LogCollector(log_stats))
+        self._children: dict[tuple[str, int, str, str, str], tuple[Any, Any]] = {}
 
     def observe(
         self, route: str, status: int, seconds: float, model: str, version: str, arm: str
     ) -> None:
         """Count one request and its latency."""
-        self.requests.labels(route, str(status), model, version, arm).inc()
-        self.latency.labels(route, model, version, arm).observe(seconds)
+        key = (route, status, model, version, arm)
+        children = self._children.get(key)
+        if children is None:  # label lookups cost more than the counting itself
+            children = (
+                self.requests.labels(route, str(status), model, version, arm),
+                self.latency.labels(route, model, version, arm),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def predicted(self, values: list[float], model: str, version: str, arm: str) -> None:
         """Count predicted rows and record their values."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -184,23 +185,37 @@ class Predictor:
         return (time.perf_counter() - start) * 1000
 
 
+Records = Callable[[Outputs, float], list[dict[str, Any]]]
+"""Builds a request's log records from its outputs and its latency in milliseconds."""
+Sink = Callable[[list[dict[str, Any]]], None]
+"""Durably logs a batch's records (one spool write per batch)."""
+
+
 @dataclass
 class _Job:
     predictor: Predictor
     columns: Columns
     rows: int
     future: asyncio.Future[Outputs]
+    records: Records | None
+    submitted: float
 
 
 class MicroBatcher:
     """Runs concurrent prediction requests as batches on one worker thread.
 
+    After a batch is predicted, the worker builds every request's log records and hands them to
+    ``sink`` in one call — one spool write per batch instead of one per request — before any of
+    the batch's requests is answered.
+
     Args:
         max_rows: Most rows predicted in one call; a larger request runs alone.
+        sink: Where the batch's records go (e.g. ``PredictionLog.append``); ``None``: not logged.
     """
 
-    def __init__(self, max_rows: int = 1024) -> None:
+    def __init__(self, max_rows: int = 1024, sink: Sink | None = None) -> None:
         self.max_rows = max_rows
+        self.sink = sink
         self._pending: list[_Job] = []
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -208,15 +223,23 @@ class MicroBatcher:
         self.batches = 0
         self.rows = 0
 
-    async def predict(self, predictor: Predictor, columns: Columns) -> Outputs:
-        """Predict ``columns`` with ``predictor``, batched with whatever else is waiting."""
+    async def predict(
+        self, predictor: Predictor, columns: Columns, records: Records | None = None
+    ) -> Outputs:
+        """Predict ``columns`` with ``predictor``, batched with whatever else is waiting.
+
+        Args:
+            predictor: The model version to use.
+            columns: Its input columns.
+            records: Builds the request's log records; they are in the sink on return.
+        """
         loop = asyncio.get_running_loop()
         if self._task is None:
             self._wake = asyncio.Event()
             self._task = loop.create_task(self._run())
         future: asyncio.Future[Outputs] = loop.create_future()
         rows = len(next(iter(columns.values()))) if columns else 0
-        self._pending.append(_Job(predictor, columns, rows, future))
+        self._pending.append(_Job(predictor, columns, rows, future, records, time.perf_counter()))
         assert self._wake is not None
         self._wake.set()
         return await future
@@ -239,7 +262,9 @@ class MicroBatcher:
             while self._pending:
                 jobs = self._take()
                 try:
-                    results = await loop.run_in_executor(self._executor, _predict_jobs, jobs)
+                    results = await loop.run_in_executor(
+                        self._executor, _predict_jobs, jobs, self.sink
+                    )
                 except Exception as err:
                     results = [err] * len(jobs)
                 for job, result in zip(jobs, results, strict=True):
@@ -262,8 +287,8 @@ class MicroBatcher:
         return jobs
 
 
-def _predict_jobs(jobs: list[_Job]) -> list[Outputs | BaseException]:
-    """Predict each predictor's jobs in one call and split the outputs back per job."""
+def _predict_jobs(jobs: list[_Job], sink: Sink | None) -> list[Outputs | BaseException]:
+    """Predict each predictor's jobs in one call, split the outputs back per job, and log."""
     results: list[Outputs | BaseException] = [ValueError("not predicted")] * len(jobs)
     groups: dict[int, list[int]] = {}
     for index, job in enumerate(jobs):
@@ -282,6 +307,15 @@ def _predict_jobs(jobs: list[_Job]) -> list[Outputs | BaseException]:
         for i in indexes:
             results[i] = outputs.part(start, start + jobs[i].rows)
             start += jobs[i].rows
+    if sink is not None:
+        done = time.perf_counter()
+        records = [
+            record
+            for job, result in zip(jobs, results, strict=True)
+            if job.records is not None and isinstance(result, Outputs)
+            for record in job.records(result, (done - job.submitted) * 1000)
+        ]
+        sink(records)
     return results
 
 

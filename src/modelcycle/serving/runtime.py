@@ -8,6 +8,7 @@ record per row and counts it. Everything a request needs is read from memory.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 import uuid
@@ -191,10 +192,11 @@ class Serving:
                 "(or raise MODELCYCLE_MAX_BATCH_ROWS)",
             )
         chosen = predictor or self.predictor()
-        start = time.perf_counter()
-        outputs = await self.batcher.predict(chosen, columns)
-        latency_ms = (time.perf_counter() - start) * 1000
-        self._record(chosen, outputs, rows, request_id, latency_ms)
+        records = None
+        if self.log is not None:
+            records = functools.partial(self._records, chosen, rows, request_id)
+        outputs = await self.batcher.predict(chosen, columns, records)
+        self._count(chosen, outputs)
         return Answer(chosen, outputs, request_id)
 
     async def predict_frame(
@@ -204,22 +206,26 @@ class Serving:
         columns = frame_columns(frame, predictor.rules.names)
         return await self.predict(columns, _json_rows(frame), request_id, predictor)
 
-    def _record(
-        self,
-        predictor: Predictor,
-        outputs: Outputs,
-        rows: list[dict[str, Any]],
-        request_id: str,
-        latency_ms: float,
-    ) -> None:
+    def _count(self, predictor: Predictor, outputs: Outputs) -> None:
+        """Count the predicted rows and their values (classifiers: positive-class probability)."""
         values = outputs.predictions
         numeric = [float(v) for v in values if isinstance(v, int | float)]
         if predictor.model.task == "classification" and outputs.probabilities:
             last = (predictor.classes or [""])[-1]
             numeric = [p.get(last, 0.0) for p in outputs.probabilities]
         self.metrics.predicted(numeric, predictor.name, predictor.version, predictor.arm)
-        if self.log is None:
-            return
+
+    def _records(
+        self,
+        predictor: Predictor,
+        rows: list[dict[str, Any]],
+        request_id: str,
+        outputs: Outputs,
+        latency_ms: float,
+    ) -> list[dict[str, Any]]:
+        """The log records of one request (table form, one per row)."""
+        assert self.log is not None
+        values = outputs.predictions
         now = datetime.now(UTC)
         records = []
         probabilities: list[dict[str, float] | None] = (
@@ -247,7 +253,7 @@ class Serving:
                     "record_id": self.log.record_id(),
                 }
             )
-        self.log.append(records)
+        return records
 
     async def watch_alias(self) -> None:
         """Reload the model when its alias moves (every ``model_poll_seconds``)."""
