@@ -56,6 +56,8 @@ check: lint typecheck test  ## Everything CI runs
 bench: $(STAMP)  ## Benchmarks (print ratios; not tests)
 	$(BIN)/python bench/data_validate.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/batch_predict.py
+	@command -v wrk >/dev/null && $(BIN)/python bench/serving.py || echo "bench/serving.py needs wrk (apt-get install wrk): skipped"
 
 browser:  ## Install Debian's headless Chromium for the browser tests (root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

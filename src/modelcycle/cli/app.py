@@ -12,6 +12,7 @@ from modelcycle import __version__
 from modelcycle.cli import data as data_cli
 from modelcycle.cli import db as db_cli
 from modelcycle.cli import models as models_cli
+from modelcycle.cli import predict as predict_cli
 from modelcycle.cli import serve as serve_cli
 from modelcycle.cli import train as train_cli
 from modelcycle.cli._shared import STATE, console
@@ -34,6 +35,7 @@ app.command("train")(train_cli.train)
 app.add_typer(models_cli.app, name="models")
 app.add_typer(db_cli.app, name="db")
 app.command("serve")(serve_cli.serve)
+app.command("predict")(predict_cli.predict)
 
 
 def _version(value: bool) -> None:

@@ -100,17 +100,17 @@ def read_table(
     with path.open("rb") as handle:
         head = handle.read(_SNIFF_BYTES)
     if path.suffix.lower() in PARQUET_SUFFIXES or head.startswith(b"PAR1"):
-        return _normalise(_read_parquet(path), str(path), [])
+        return normalise(_read_parquet(path), str(path), [])
     if b"\x00" in head:
         raise DataError(
             f"{path} is not a CSV or Parquet file (it holds binary data)",
             "export the data as CSV (UTF-8) or Parquet",
         )
-    enc, notes = _sniff_encoding(path, head, encoding)
+    enc, notes = sniff_encoding(path, head, encoding)
     text = head.decode(enc, errors="replace")
-    sep = delimiter or _sniff_delimiter(text)
+    sep = delimiter or sniff_delimiter(text)
     header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    _check_header(path, header, sep, text)
+    check_header(path, header, sep, text)
     try:
         frame = pd.read_csv(
             path,
@@ -127,7 +127,7 @@ def read_table(
         ) from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows", "give a file with at least one row")
-    return _normalise(frame, str(path), notes)
+    return normalise(frame, str(path), notes)
 
 
 def read_sql(url: str, *, table: str | None = None, query: str | None = None) -> Dataset:
@@ -178,7 +178,7 @@ def read_sql(url: str, *, table: str | None = None, query: str | None = None) ->
         engine.dispose()
     if frame.empty:
         raise DataError(f"{table or 'the query'} on {shown} returned no rows", "check the query")
-    return _normalise(frame, f"{shown} ({table or query})", [])
+    return normalise(frame, f"{shown} ({table or query})", [])
 
 
 def _first_line(err: BaseException | None) -> str:
@@ -210,7 +210,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _sniff_encoding(path: Path, head: bytes, encoding: str | None) -> tuple[str, list[str]]:
+def sniff_encoding(path: Path, head: bytes, encoding: str | None) -> tuple[str, list[str]]:
+    """The text encoding of a file from its first bytes, and notes about the choice.
+
+    Raises:
+        DataError: The bytes are not text in any encoding modelcycle recognises.
+    """
     if encoding:
         try:
             head.decode(encoding)
@@ -258,7 +263,8 @@ def _legacy_encoding(head: bytes) -> str | None:
     return best.encoding if best is not None else None
 
 
-def _sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str) -> str:
+    """The field delimiter of CSV-like text (comma when unsure)."""
     sample = "\n".join(text.splitlines()[:50])
     try:
         return csv.Sniffer().sniff(sample, delimiters=_DELIMITERS).delimiter
@@ -269,7 +275,12 @@ def _sniff_delimiter(text: str) -> str:
         return best if counts[best] else ","
 
 
-def _check_header(path: Path, header: list[str], sep: str, text: str) -> None:
+def check_header(path: Path, header: list[str], sep: str, text: str) -> None:
+    """Refuse a header that shows the wrong delimiter or duplicate names, or a file with no rows.
+
+    Raises:
+        DataError: Naming the file and the fix.
+    """
     names = [h.strip() for h in header]
     if len(names) == 1:
         others = [d for d in _DELIMITERS if d != sep and d in names[0]]
@@ -290,7 +301,7 @@ def _check_header(path: Path, header: list[str], sep: str, text: str) -> None:
         raise DataError(f"{path} has a header but no rows", "give a file with at least one row")
 
 
-def _normalise(frame: pd.DataFrame, source: str, notes: list[str]) -> Dataset:
+def normalise(frame: pd.DataFrame, source: str, notes: list[str]) -> Dataset:
     """Strip header spaces, turn textual nulls into NaN, and numbers stored as text into numbers."""
     stripped = [str(c).strip() for c in frame.columns]
     renamed = [f"{c!r}" for c, s in zip(frame.columns, stripped, strict=True) if str(c) != s]
