@@ -232,6 +232,106 @@ class TrainingSpec(_Section):
         return parse_budget(self.budget)
 
 
+Strategy = Literal["direct", "canary", "ramp", "blue-green", "shadow"]
+
+
+class GatesSpec(_Section):
+    """``[deployment.gates]``: when a candidate is worse than the stable version.
+
+    Each gate compares the two arms over the same window of the prediction log.
+    """
+
+    alpha: float = Field(
+        default=0.01, gt=0, lt=0.5, description="Significance level of the statistical tests."
+    )
+    max_error_rate_increase: float = Field(
+        default=0.01,
+        ge=0,
+        description="Candidate error rate may exceed stable's by this much (absolute), and the "
+        "excess must also be significant, before the gate fails.",
+    )
+    max_latency_ratio: float = Field(
+        default=2.0, gt=1, description="Candidate p99 latency / stable p99 latency limit."
+    )
+    min_latency_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="Latency differences below this (p99, ms) never fail the gate.",
+    )
+    max_prediction_psi: float = Field(
+        default=0.25, gt=0, description="PSI between the arms' prediction distributions."
+    )
+    max_ood_rate_increase: float = Field(
+        default=0.05, ge=0, description="Candidate OOD rate may exceed stable's by this much."
+    )
+    metric_margin: float = Field(
+        default=0.05,
+        ge=0,
+        description="With labels: candidate loss may exceed stable's by this share before the "
+        "(one-sided, significant) gate fails.",
+    )
+    min_labels: int = Field(
+        default=30, ge=2, description="Labelled rows per arm before the metric gate counts."
+    )
+
+
+class DeploymentSpec(_Section):
+    """``[deployment]``: the default policy of ``modelcycle deploy`` and the ramp controller."""
+
+    strategy: Strategy = Field(default="ramp", description="Default strategy.")
+    canary_weight: float = Field(
+        default=10, gt=0, lt=100, description="Percent of traffic a canary gets."
+    )
+    steps: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        description="Ramp-up: percent of traffic at each step; the last step is usually 100.",
+    )
+    step_duration: str = Field(default="10m", description="Least time per step: '30s', '10m'.")
+    min_requests: int = Field(
+        default=200, ge=1, description="Least candidate requests per step before it can pass."
+    )
+    failure_limit: int = Field(
+        default=2,
+        ge=1,
+        description="Failed evaluations (in a row) that roll the candidate back automatically.",
+    )
+    evaluation_interval: str = Field(
+        default="15s", description="How often the controller evaluates a running rollout."
+    )
+    routing_key: str | None = Field(
+        default=None,
+        description="A feature (e.g. an apartment id) whose hash picks the arm, so the same key "
+        "always lands on the same version; random when absent (X-Routing-Key overrides).",
+    )
+    gates: GatesSpec = Field(default_factory=GatesSpec)
+
+    @field_validator("steps")
+    @classmethod
+    def _valid_steps(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0 < step <= 100 for step in value) or value != sorted(value):
+            raise ValueError("list increasing percentages in (0, 100], e.g. [5, 25, 50, 100]")
+        return value
+
+    @field_validator("step_duration", "evaluation_interval")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``'90s'``, ``'10m'``, ``'1h'``, ``'1d'`` or a plain number of seconds.
+
+    Raises:
+        ValueError: The text is not a duration.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*", str(text))
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration; write it like '30s', '10m' or '1h'")
+    unit = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}[match.group(2) or "s"]
+    return float(match.group(1)) * unit
+
+
 class ProjectSpec(_Section):
     """The whole ``modelcycle.toml``."""
 
@@ -247,6 +347,7 @@ class ProjectSpec(_Section):
     imbalance: ImbalanceSpec = Field(default_factory=ImbalanceSpec)
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,1 @@
+"""The deployment stage: rollout state, routing between versions, gates and the controller."""
