@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         description="Log every prediction to the operational database (off only for "
         "benchmarks: monitoring and labels need the log).",
     )
+    deployment_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the server checks the deployment state for changes (routing "
+        "reaches every worker within about this time).",
+    )
     spool_fsync: bool = Field(
         default=False,
         description="Flush the prediction spool to disk on every request (survives power "

@@ -27,10 +27,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelcycle import __version__
 from modelcycle.config.settings import Settings
 from modelcycle.errors import ModelcycleError
-from modelcycle.serving import mlflow_protocol, native, oip
+from modelcycle.serving import admin, mlflow_protocol, native, oip
 from modelcycle.serving.auth import KeyRing
 from modelcycle.serving.inputs import InputError
 from modelcycle.serving.metrics import CONTENT_TYPE
+from modelcycle.serving.predictor import Predictor
+from modelcycle.serving.routing import RoutingTable
 from modelcycle.serving.runtime import ApiError, JSONBytes, Serving, request_id
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -83,6 +85,7 @@ def create_app(settings: Settings, model: str | None = None) -> FastAPI:
     app.include_router(native.router)
     app.include_router(mlflow_protocol.router)
     app.include_router(oip.router)
+    app.include_router(admin.router)
     app.openapi = lambda: _openapi(app, serving)  # type: ignore[method-assign]
     return app
 
@@ -121,7 +124,7 @@ async def _start(serving: Serving) -> list[asyncio.Task[None]]:
     # of the garbage collector's full passes, which otherwise stall requests for 100+ ms.
     gc.collect()
     gc.freeze()
-    tasks.append(asyncio.create_task(serving.watch_alias()))
+    tasks.append(asyncio.create_task(serving.watch()))
     return tasks
 
 
@@ -152,8 +155,10 @@ def _add_health_routes(app: FastAPI, serving: Serving) -> None:
 
     @app.get("/models", tags=["info"], summary="The model versions this server has loaded.")
     async def models() -> dict[str, Any]:
-        loaded = [] if serving.stable is None else [_model_info(serving.stable)]
-        return {"ref": serving.ref, "ready": serving.ready, "models": loaded}
+        table = serving.table
+        loaded = [] if table is None else [_model_info(p, arm) for p, arm in table.loaded()]
+        state = None if table is None or table.state is None else _state_info(table)
+        return {"ref": serving.ref, "ready": serving.ready, "models": loaded, "deployment": state}
 
     @app.get("/metrics", tags=["info"], summary="Prometheus metrics.")
     async def metrics() -> Response:
@@ -180,12 +185,28 @@ def _readiness(serving: Serving) -> JSONBytes:
     return JSONBytes(body)
 
 
-def _model_info(predictor: Any) -> dict[str, Any]:
+def _state_info(table: RoutingTable) -> dict[str, Any]:
+    state = table.state
+    assert state is not None
+    return {
+        "status": state.status,
+        "strategy": state.strategy,
+        "stable_version": state.stable_version,
+        "candidate_version": state.candidate_version,
+        "candidate_loaded": table.candidate is not None,
+        "weight": state.weight,
+        "step": state.step,
+        "paused": state.paused,
+        "version_counter": state.version_counter,
+    }
+
+
+def _model_info(predictor: Predictor, arm: str) -> dict[str, Any]:
     model = predictor.model
     return {
         "name": model.name,
         "version": predictor.version,
-        "arm": predictor.arm,
+        "arm": arm,
         "aliases": model.aliases,
         "task": model.task,
         "metric": model.metric,

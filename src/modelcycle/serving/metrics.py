@@ -91,6 +91,12 @@ class ServingMetrics:
         )
         self.values: Histogram | None = None
         self.value_buckets = value_buckets
+        self.failures = Counter(
+            "modelcycle_prediction_failures",
+            "Predictions a model version raised on (a failing candidate falls back to stable).",
+            ("model", "version", "arm"),
+            registry=self.registry,
+        )
         self.model_info = Gauge(
             "modelcycle_model_loaded",
             "1 for each model version the server has loaded, by arm.",
@@ -124,6 +130,10 @@ class ServingMetrics:
         histogram = self.values.labels(model, version, arm)
         for value in values:
             histogram.observe(value)
+
+    def failed(self, model: str, version: str, arm: str) -> None:
+        """Count a prediction a model version failed on."""
+        self.failures.labels(model, version, arm).inc()
 
     def use_value_buckets(self, buckets: tuple[float, ...]) -> None:
         """Create the predicted-value histogram with these buckets (the first call wins)."""

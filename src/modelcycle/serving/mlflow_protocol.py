@@ -82,9 +82,11 @@ async def invocations(request: Request) -> JSONBytes:
     """Predict the rows of an MLflow scoring request."""
     serving = _serving(request)
     serving.require("predict", request.headers)
-    predictor = serving.predictor(state=request.scope["state"])
     body = await read_body(request, serving.settings.max_body_bytes)
     frame = _parse(body, request.headers.get("content-type", "application/json"))
+    first = frame.iloc[0].to_dict() if len(frame) else None
+    routed = serving.route(request.scope["state"], serving.routing_key(request.headers, first))
+    predictor = routed.predictor
     try:
         typed, problems = predictor.rules.check_frame(frame)
     except InputError as err:  # required feature columns are absent: MLflow's error format too
@@ -101,7 +103,7 @@ async def invocations(request: Request) -> JSONBytes:
                 "problems": [p.as_dict() for p in problems],
             },
         )
-    answer = await serving.predict_frame(typed, request.scope["state"]["request_id"], predictor)
+    answer = await serving.predict_frame(typed, request.scope["state"]["request_id"], routed)
     outputs = answer.outputs
     records: list[dict[str, Any]] = [{"prediction": value} for value in outputs.predictions]
     if outputs.probabilities is not None:

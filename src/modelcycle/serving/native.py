@@ -91,16 +91,18 @@ async def predict(request: Request) -> JSONBytes:
     """Predict rows of features; every row is logged under the request id."""
     serving = _serving(request)
     serving.require("predict", request.headers)
-    predictor = serving.predictor(state=request.scope["state"])
     payload = parse_json(await read_body(request, serving.settings.max_body_bytes))
-    rows = predictor.rules.validate_rows(payload)
-    columns = predictor.rules.columns_from_rows(rows)
-    answer = await serving.predict(columns, rows, request.scope["state"]["request_id"], predictor)
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    key = serving.routing_key(request.headers, first)
+    routed = serving.route(request.scope["state"], key)
+    rows = routed.predictor.rules.validate_rows(payload)
+    columns = routed.predictor.rules.columns_from_rows(rows)
+    answer = await serving.predict(routed, columns, rows, request.scope["state"]["request_id"])
     body: dict[str, Any] = {
         "request_id": answer.request_id,
         "model": answer.predictor.name,
         "version": answer.predictor.version,
-        "arm": answer.predictor.arm,
+        "arm": answer.arm,
         "predictions": answer.outputs.predictions,
     }
     if answer.outputs.probabilities is not None:

@@ -79,7 +79,7 @@ async def server_ready(request: Request) -> JSONBytes:
 @router.get("/models/{name}/versions/{version}", summary="Model version metadata.")
 async def model_metadata(request: Request, name: str, version: str | None = None) -> Any:
     """Inputs and outputs of the model (one input tensor per feature)."""
-    predictor = _serving(request).predictor(name, version)
+    predictor = _serving(request).route(None, name=name, version=version).predictor
     outputs = [{"name": "predict", "datatype": _output_type(predictor), "shape": [-1]}]
     if predictor.classes is not None:
         outputs.append(
@@ -101,7 +101,7 @@ async def model_metadata(request: Request, name: str, version: str | None = None
 @router.get("/models/{name}/versions/{version}/ready", summary="The model version is ready.")
 async def model_ready(request: Request, name: str, version: str | None = None) -> Any:
     """200 when this model (version) is loaded."""
-    predictor = _serving(request).predictor(name, version)
+    predictor = _serving(request).route(None, name=name, version=version).predictor
     return {"name": predictor.name, "ready": True}
 
 
@@ -113,7 +113,9 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
     """Run inference on OIP tensors; outputs ``predict`` (and ``predict_proba``)."""
     serving = _serving(request)
     serving.require("predict", request.headers)
-    predictor = serving.predictor(name, version, request.scope["state"])
+    key = serving.routing_key(request.headers, None)
+    routed = serving.route(request.scope["state"], key, name=name, version=version)
+    predictor = routed.predictor
     body = await read_body(request, serving.settings.max_body_bytes)
     payload, binary = _split_binary(body, request.headers.get(_HEADER))
     if not isinstance(payload, dict) or not isinstance(payload.get("inputs"), list):
@@ -134,7 +136,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> JSON
     if isinstance(given, str) and request_id(given) == given:
         state["request_id"] = given
     rid = state["request_id"]
-    answer = await serving.predict_frame(typed, rid, predictor)
+    answer = await serving.predict_frame(typed, rid, routed)
     outputs = answer.outputs
     result = [
         {

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 from loguru import logger
 
-from modelcycle.data.records import Arm
 from modelcycle.registry.bundle import choose_classes
 from modelcycle.registry.store import LoadedModel
 from modelcycle.serving.compiled import CompiledPipeline, compile_pipeline
@@ -50,16 +49,14 @@ class Outputs:
 
 @dataclass
 class Predictor:
-    """One loaded model version serving one arm.
+    """One loaded model version, ready to predict (the arm it answers for is routing's business).
 
     Attributes:
         model: The verified, loaded model version.
-        arm: The deployment arm it answers for.
         rules: The input rules generated from its FeatureSchema.
     """
 
     model: LoadedModel
-    arm: Arm = "stable"
     rules: InputRules = field(init=False)
     compiled: CompiledPipeline | None = field(init=False, default=None)
 
