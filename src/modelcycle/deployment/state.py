@@ -406,7 +406,9 @@ def commit(
     }
     changed = 0
     if old.version_counter == 0:  # never deployed: create the row (or find an idle one)
-        inserted = conn.execute(_insert_if_absent(conn).values(model_name=new.model_name, **values))
+        insert = _insert_if_absent(conn).values(model_name=new.model_name, **values)
+        # without preserve_rowcount, psycopg reports -1 rows for an INSERT
+        inserted = conn.execute(insert.execution_options(preserve_rowcount=True))
         changed = inserted.rowcount
     if changed != 1:
         updated = conn.execute(
