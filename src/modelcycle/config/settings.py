@@ -106,6 +106,11 @@ class Settings(BaseSettings):
         description="How often the server checks the deployment state for changes (routing "
         "reaches every worker within about this time).",
     )
+    controller: bool = Field(
+        default=True,
+        description="Run the rollout controller inside the server (several servers may: a "
+        "database lock lets one act at a time). Off: run `modelcycle controller` instead.",
+    )
     spool_fsync: bool = Field(
         default=False,
         description="Flush the prediction spool to disk on every request (survives power "

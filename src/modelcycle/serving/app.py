@@ -125,7 +125,45 @@ async def _start(serving: Serving) -> list[asyncio.Task[None]]:
     gc.collect()
     gc.freeze()
     tasks.append(asyncio.create_task(serving.watch()))
+    if settings.controller and not serving.pinned:
+        tasks.append(asyncio.create_task(_control(serving)))
     return tasks
+
+
+async def _control(serving: Serving) -> None:
+    """The rollout controller, inside the server: evaluate the running rollout periodically.
+
+    Every server may run it: the controller's database lock lets one act on each evaluation.
+    """
+    from modelcycle.config.spec import DeploymentSpec, load_project, parse_duration
+    from modelcycle.deployment.controller import evaluate
+    from modelcycle.deployment.rollout import GatePolicy
+
+    try:
+        spec = load_project(serving.settings.project_dir).spec.deployment
+    except ModelcycleError:
+        spec = DeploymentSpec()
+    policy = GatePolicy.from_spec(spec)
+    interval = parse_duration(spec.evaluation_interval)
+    while True:
+        await asyncio.sleep(interval)
+        engine = serving.engine
+        table = serving.table
+        if engine is None or table is None or table.state is None or not table.state.active:
+            continue
+        try:
+            decision = await asyncio.to_thread(
+                evaluate,
+                engine,
+                serving.model_name,
+                policy,
+                tracking_uri=serving.settings.mlflow_tracking_uri,
+            )
+        except Exception:
+            logger.exception("the rollout controller failed; it will try again")
+            continue
+        if decision is not None and decision.kind != "hold":
+            await serving.refresh(force=True)
 
 
 async def _retry_upgrade(url: str) -> None:
