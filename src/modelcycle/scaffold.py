@@ -108,7 +108,25 @@ min = 1
 
 [validation.columns.energy]
 allowed = ["A", "B", "C", "D", "E", "F", "G"]
+{DEPLOYMENT_SECTION}"""
+
+
+DEPLOYMENT_SECTION = """
+[deployment]                    # how `modelcycle deploy` rolls out a version: docs/deployment.md
+strategy = "ramp"               # direct | canary | ramp | blue-green | shadow
+steps = [5, 25, 50, 100]        # percent of traffic at each ramp step
+step_duration = "10m"           # least time at each step
+min_requests = 200              # least candidate requests at each step
+failure_limit = 2               # failed evaluations in a row that roll back automatically
+evaluation_interval = "15s"     # how often the controller evaluates a running rollout
+
+[deployment.gates]              # the candidate fails a gate when it is worse than stable by
+max_error_rate_increase = 0.01  # more errors (and significantly so)
+max_latency_ratio = 2.0         # a slower p99
+max_prediction_psi = 0.25       # differently distributed predictions
+metric_margin = 0.05            # a worse realised metric, once labels arrive (and significantly)
 """
+"""The ``[deployment]`` section every spec template ends with."""
 
 
 def default_spec(data_path: str, name: str = "rent_default") -> str:
@@ -133,7 +151,7 @@ seed = 42
 
 [imbalance]
 strategy = "class_weight"       # none | class_weight | random_over | random_under | smote
-"""
+{DEPLOYMENT_SECTION}"""
 
 
 def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) -> str:
@@ -191,9 +209,8 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
         "test_size = 0.2",
         "valid_size = 0.2",
         "seed = 42",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + DEPLOYMENT_SECTION
 
 
 def project_readme(name: str) -> str:
@@ -310,4 +327,4 @@ drop = []
 
 [data]
 path = "data/CHANGE_ME.csv"     # or: url = "postgresql+psycopg://..." with table = "..."
-"""
+{DEPLOYMENT_SECTION}"""
