@@ -9,7 +9,6 @@ extends this same story.
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,6 +29,13 @@ from modelcycle.data.validation import (
     render_findings,
     validate,
     write_html_report,
+)
+from modelcycle.demo_live import (
+    RolloutStory,
+    ServedTraffic,
+    quick_rollouts,
+    ramp_up,
+    serve_and_label,
 )
 from modelcycle.scaffold import init_project
 from modelcycle.training.console import TrainingProgress, render_outcome
@@ -53,19 +59,8 @@ class DemoResult:
     training: TrainOutcome | None = None
     tracking_uri: str = ""
     served: ServedTraffic | None = None
+    rollout: RolloutStory | None = None
     seconds: float = 0.0
-
-
-@dataclass
-class ServedTraffic:
-    """What the serving step sent, and what the prediction log holds afterwards."""
-
-    url: str
-    requests: int
-    rows: int
-    logged: int
-    labelled: int
-    mae: float
 
 
 def run_demo(directory: Path | None, *, fast: bool = False, console: Console) -> DemoResult:
@@ -89,6 +84,7 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
 
     _step(console, 1, "Define", "scaffold a project and generate the rent data")
     made = init_project(root, example="rent", rows=rows)
+    quick_rollouts(made.root / "modelcycle.toml")
     project = load_project(made.root)
     result = DemoResult(root=made.root)
     console.print(f"  {rows:,} apartments in {made.data_path}; spec in {project.spec_path}")
@@ -151,75 +147,14 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     if result.training.registered is not None:
         _step(console, 7, "Serve", "a real HTTP server on 127.0.0.1; every prediction logged")
         result.served = serve_and_label(settings, project.spec.name, console, fast=fast)
+        _step(console, 8, "Deploy", "a second version ramps up through its gates, and is promoted")
+        second = train(project, settings, options)
+        if second.registered is not None:
+            result.rollout = ramp_up(settings, project.spec.name, second, console, fast=fast)
 
     result.seconds = time.perf_counter() - start
     _summary(console, result)
     return result
-
-
-def serve_and_label(
-    settings: Settings, name: str, console: Console, *, fast: bool = False
-) -> ServedTraffic:
-    """Serve the champion, send new listings, post their true rents, read the log back."""
-    import httpx
-
-    from modelcycle.data.examples import rent_apartments
-    from modelcycle.serving.local import LocalServer
-    from modelcycle.store import make_engine, window
-
-    listings = rent_apartments(20 if fast else 60, seed=2026, messy=False)
-    features = listings.drop(columns=["rent", "address", "zip"], errors="ignore")
-    rows = json.loads(features.to_json(orient="records"))
-    sent: list[tuple[str, int, float]] = []  # request id, row, true rent
-    with LocalServer(settings, f"{name}@champion") as server, httpx.Client() as client:
-        console.print(f"  serving {name}@champion at {server.url} (API docs at /docs)")
-        batches = [rows[i : i + 1] for i in range(len(rows) - 5)] + [rows[-5:]]
-        answers = []
-        for batch in batches:
-            response = client.post(f"{server.url}/predict", json=batch)
-            response.raise_for_status()
-            answers.append(response.json())
-        start = 0
-        for answer, batch in zip(answers, batches, strict=True):
-            for row in range(len(batch)):
-                sent.append((answer["request_id"], row, float(listings["rent"].iloc[start + row])))
-            start += len(batch)
-        _show_predictions(console, rows, answers)
-        labels = [{"request_id": rid, "row": row, "label": rent} for rid, row, rent in sent]
-        posted = client.post(f"{server.url}/labels", json=labels).json()
-        console.print(f"  posted {len(labels)} true rents to /labels: {posted['counts']}")
-    engine = make_engine(settings.database_url or "")
-    with engine.connect() as conn:
-        logged = window(conn, name, with_features=False)
-    engine.dispose()
-    labelled = logged[logged["has_label"]]
-    errors = (labelled["prediction"].astype(float) - labelled["label"].astype(float)).abs()
-    mae = float(errors.mean()) if len(errors) else float("nan")
-    console.print(
-        f"  the prediction log holds {len(logged)} predictions, {len(labelled)} with their true "
-        f"rent; live MAE {mae:,.0f}",
-        highlight=False,
-    )
-    return ServedTraffic(server.url, len(batches), len(rows), len(logged), len(labelled), mae)
-
-
-def _show_predictions(
-    console: Console, rows: list[dict[str, object]], answers: list[dict[str, object]]
-) -> None:
-    table = Table(box=None, padding=(0, 2))
-    for header in ("request id", "area", "neighborhood", "predicted rent", "version"):
-        table.add_column(header)
-    for row, answer in list(zip(rows, answers, strict=False))[:5]:
-        predictions = answer["predictions"]
-        assert isinstance(predictions, list)
-        table.add_row(
-            str(answer["request_id"])[:12],
-            f"{row['area']} m2",
-            str(row["neighborhood"]),
-            f"{predictions[0]:,.0f}",
-            str(answer["version"]),
-        )
-    console.print(table)
 
 
 def _step(console: Console, number: int, title: str, what: str) -> None:

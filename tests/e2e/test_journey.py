@@ -123,20 +123,35 @@ def test_demo_fast(cli, tmp_path: Path) -> None:
     for made in ("reports/eda.html", "reports/validation.html", "reports/evaluation.html",
                  "data/schema.json", "data/splits/train.parquet", "data/splits/test.parquet"):  # fmt: skip
         assert (root / made).is_file(), made
-    # the story is in the stores, not only in the text: a champion is registered
-    from modelcycle.registry.store import load_model
-
-    champion = load_model("rent@champion", tracking_uri=f"sqlite:///{root}/.modelcycle/mlflow.db")
-    assert champion.version == 1
-    assert champion.metrics["model"]["mae"] < champion.metrics["baseline_dummy"]["mae"]
-    # the serving step logged every prediction it made, and the labels joined them
+    # the story is in the stores, not only in the text: v1 was registered and served, v2 was
+    # ramped up through its gates by the server's controller and promoted
+    from modelcycle.deployment.commands import history, status
+    from modelcycle.registry.store import load_model, resolve_version
     from modelcycle.store import make_engine, window
 
+    uri = f"sqlite:///{root}/.modelcycle/mlflow.db"
+    first = load_model("rent/1", tracking_uri=uri)
+    assert first.metrics["model"]["mae"] < first.metrics["baseline_dummy"]["mae"]
+    assert resolve_version("rent@champion", tracking_uri=uri) == 2
+    assert resolve_version("rent@previous", tracking_uri=uri) == 1
+
     engine = make_engine(f"sqlite:///{root}/.modelcycle/modelcycle.db")
+    state = status(engine, "rent")
+    assert (state.status, state.stable_version) == ("promoted", "2")
+    actions = [event.action for event in history(engine, "rent")]
+    assert actions[0] == "deploy"
+    assert actions[-1] == "promote"
+    assert actions.count("advance") == 2  # 20% → 50% → 100%, then promoted
     with engine.connect() as conn:
         logged = window(conn, "rent")
     engine.dispose()
-    assert len(logged) == 20
-    assert logged["has_label"].all()
-    assert set(logged["model_version"]) == {"1"}
-    assert logged["request_id"].nunique() == 16  # 15 single-row requests and one of five rows
+    # the serving step: 20 listings in 16 requests, each labelled with its true rent
+    labelled = logged[logged["has_label"]]
+    assert len(labelled) == 20
+    assert labelled["request_id"].nunique() == 16
+    assert set(labelled["model_version"]) == {"1"}
+    # the rollout: both versions answered, the candidate as the canary arm
+    served = logged.groupby(["model_version", "arm"]).size()
+    assert served[("2", "canary")] > 0
+    assert served[("1", "stable")] > 20
+    assert logged["error"].isna().all()

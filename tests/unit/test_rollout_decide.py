@@ -407,3 +407,25 @@ def test_policy_from_spec_and_plan() -> None:
     assert (paced.step_seconds, paced.min_requests, paced.failure_limit) == (30, 10, 1)
     assert paced.alpha == 0.05
     assert GatePolicy.from_plan(PLAN).max_latency_ratio == GatesSpec().max_latency_ratio
+
+
+@pytest.mark.parametrize(
+    ("shift", "least", "most"),
+    [(0.0, 0.0, 0.05), (200.0, 0.95, 1.0)],  # the same distribution; two standard deviations apart
+)
+def test_psi_gate_judges_small_windows_above_their_sampling_noise(
+    shift: float, least: float, most: float
+) -> None:
+    # 40 candidate rows against 400 stable ones, drawn from the same (or a shifted) normal: the
+    # raw PSI of such samples exceeds 0.25 in about a third of the draws even when nothing
+    # changed, so a gate on the raw value would fail healthy candidates on small windows
+    policy = GatePolicy.from_plan(replace(PLAN, min_requests=40))
+    failures = 0
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        stable = arm("1", predictions=rng.normal(1000, 100, 400))
+        candidate = arm("2", requests=40, predictions=rng.normal(1000 + shift, 100, 40))
+        gate = psi_gate(window(stable, candidate), policy)
+        assert "expected from sampling" in gate.detail
+        failures += gate.passed is False
+    assert least <= failures / 100 <= most

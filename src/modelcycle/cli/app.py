@@ -11,6 +11,7 @@ import typer
 from modelcycle import __version__
 from modelcycle.cli import data as data_cli
 from modelcycle.cli import db as db_cli
+from modelcycle.cli import deploy as deploy_cli
 from modelcycle.cli import models as models_cli
 from modelcycle.cli import predict as predict_cli
 from modelcycle.cli import serve as serve_cli
@@ -36,6 +37,11 @@ app.add_typer(models_cli.app, name="models")
 app.add_typer(db_cli.app, name="db")
 app.command("serve")(serve_cli.serve)
 app.command("predict")(predict_cli.predict)
+app.command("deploy")(deploy_cli.deploy)
+app.add_typer(deploy_cli.rollout_app, name="rollout")
+app.command("rollback")(deploy_cli.rollback)
+app.add_typer(deploy_cli.deployments_app, name="deployments")
+app.command("controller")(deploy_cli.controller)
 
 
 def _version(value: bool) -> None:

@@ -77,8 +77,9 @@ def move_aliases(old: DeploymentState, new: DeploymentState, tracking_uri: str) 
         set_alias(name, int(new.candidate_version), CHALLENGER, tracking_uri=tracking_uri)
     if new.stable_version is not None and new.stable_version != old.stable_version:
         set_alias(name, int(new.stable_version), CHAMPION, tracking_uri=tracking_uri)
-        if old.stable_version is not None:
-            set_alias(name, int(old.stable_version), PREVIOUS, tracking_uri=tracking_uri)
+        before = new.previous_version  # also right for a first deploy seeded from the champion
+        if before is not None and before != new.stable_version:
+            set_alias(name, int(before), PREVIOUS, tracking_uri=tracking_uri)
 
 
 def deploy(
