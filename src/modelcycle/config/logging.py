@@ -134,5 +134,6 @@ def configure_logging(
         std = logging.getLogger(name)
         std.handlers = [InterceptHandler()]
         std.propagate = False
+        std.setLevel(logging.NOTSET)  # loguru's sinks filter; a level left by a library would not
     logging.captureWarnings(True)
     return log_file

@@ -5,6 +5,7 @@ For the demo, and for tools and tests that need a real HTTP server without a sep
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -19,6 +20,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi")
 
 
 class LocalServer:
@@ -42,6 +46,7 @@ class LocalServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, model)
+        self._levels = {name: logging.getLogger(name).level for name in UVICORN_LOGGERS}
         config = uvicorn.Config(
             self.app,
             host="127.0.0.1",
@@ -78,3 +83,5 @@ class LocalServer:
     ) -> None:
         self.server.should_exit = True
         self._thread.join(30)
+        for name, level in self._levels.items():  # uvicorn set them for the whole process
+            logging.getLogger(name).setLevel(level)
