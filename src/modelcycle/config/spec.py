@@ -319,6 +319,73 @@ class DeploymentSpec(_Section):
         return value
 
 
+class DriftSpec(_Section):
+    """``[monitoring.drift]``: when a feature, the predictions or the dataset count as drifted.
+
+    Verdicts use effect sizes, which do not grow with the window's size, so a large window of
+    unchanged data stays quiet; p-values count only with a multiple-testing correction and an
+    effect-size floor. ``docs/monitoring.md`` explains each default.
+    """
+
+    psi_warning: float = Field(default=0.1, gt=0, description="PSI of a 'warning'.")
+    psi_drift: float = Field(default=0.25, gt=0, description="PSI of a 'drift'.")
+    wasserstein_warning: float = Field(
+        default=0.1, gt=0, description="Wasserstein distance / reference std of a 'warning'."
+    )
+    wasserstein_drift: float = Field(
+        default=0.2, gt=0, description="Wasserstein distance / reference std of a 'drift'."
+    )
+    js_warning: float = Field(
+        default=0.1, gt=0, le=1, description="Jensen-Shannon distance (base 2) of a 'warning'."
+    )
+    js_drift: float = Field(
+        default=0.2, gt=0, le=1, description="Jensen-Shannon distance (base 2) of a 'drift'."
+    )
+    null_rate_warning: float = Field(
+        default=0.05, gt=0, le=1, description="Absolute change of the missing share: 'warning'."
+    )
+    null_rate_drift: float = Field(
+        default=0.1, gt=0, le=1, description="Absolute change of the missing share: 'drift'."
+    )
+    new_category_warning: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="Share of current values in new categories: 'warning'.",
+    )
+    new_category_drift: float = Field(
+        default=0.05, gt=0, le=1, description="Share of current values in new categories: 'drift'."
+    )
+    use_p_values: bool = Field(
+        default=False,
+        description="Also flag a feature whose corrected KS / chi-square p-value is below alpha "
+        "and whose PSI reaches p_value_effect_floor.",
+    )
+    correction: Literal["bonferroni", "benjamini-hochberg"] = Field(
+        default="benjamini-hochberg", description="Multiple-testing correction of the p-values."
+    )
+    alpha: float = Field(default=0.01, gt=0, lt=0.5, description="Level of the corrected tests.")
+    p_value_effect_floor: float = Field(
+        default=0.1, ge=0, description="Least PSI for a significant test to count as drift."
+    )
+    dataset_drift_share: float = Field(
+        default=0.3, gt=0, le=1, description="Share of drifted features that is dataset drift."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_bands(self) -> DriftSpec:
+        for name in ("psi", "wasserstein", "js", "null_rate", "new_category"):
+            if getattr(self, f"{name}_warning") > getattr(self, f"{name}_drift"):
+                raise ValueError(f"{name}_warning must not exceed {name}_drift")
+        return self
+
+
+class MonitoringSpec(_Section):
+    """``[monitoring]``: thresholds of the monitoring runs (drift for now)."""
+
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+
+
 def parse_duration(text: str) -> float:
     """Seconds in ``'90s'``, ``'10m'``, ``'1h'``, ``'1d'`` or a plain number of seconds.
 
@@ -348,6 +415,7 @@ class ProjectSpec(_Section):
     validation: ValidationSpec = Field(default_factory=ValidationSpec)
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
 
     @field_validator("name")
     @classmethod
