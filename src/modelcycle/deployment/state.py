@@ -308,8 +308,26 @@ def resume(state: DeploymentState, *, actor: str, now: datetime) -> tuple[Deploy
     return new, _event(state, new, "resume", actor, "resumed")
 
 
-def fail(state: DeploymentState, *, actor: str, reason: str) -> tuple[DeploymentState, Event]:
-    """The candidate could not be deployed (e.g. its smoke test failed): stable keeps serving."""
+def fail(
+    state: DeploymentState, *, actor: str, reason: str, version: str | None = None
+) -> tuple[DeploymentState, Event]:
+    """The candidate could not be deployed (e.g. its smoke test failed): stable keeps serving.
+
+    Args:
+        state: The current state.
+        actor: Who found out.
+        reason: What went wrong.
+        version: The candidate that failed; when the state has moved on to another candidate
+            meanwhile, nothing is changed (a newer rollout is not cancelled by an older failure).
+
+    Raises:
+        DeploymentError: ``version`` is no longer the candidate.
+    """
+    if version is not None and state.candidate_version != version:
+        raise DeploymentError(
+            f"{state.model_name}: v{version} is no longer the candidate "
+            f"(now {state.candidate_version or 'none'})"
+        )
     new = replace(state, candidate_version=None, weight=0.0, status="failed", paused=False)
     details = {"candidate": state.candidate_version}
     return new, _event(state, new, "failed", actor, reason, details)
@@ -335,6 +353,8 @@ def _event(
     after = new.candidate_version or new.stable_version
     if action in ("rollback", "abort", "auto_rollback", "failed"):
         before, after = old.candidate_version or old.stable_version, new.stable_version
+    elif action == "promote":  # the stable version changes hands
+        before, after = old.stable_version, new.stable_version
     return Event(old.model_name, action, actor, before, after, reason, details)
 
 

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.engine import Engine
 
@@ -27,7 +27,14 @@ from modelcycle.deployment.state import (
 from modelcycle.errors import ModelcycleError
 from modelcycle.serving.runtime import ApiError, Serving
 
-router = APIRouter(prefix="/admin/deployments", tags=["admin"])
+
+def _admin_only(request: Request) -> None:
+    """Check the admin key before anything else (a bad body from a stranger is a 401, not 422)."""
+    serving: Serving = request.app.state.serving
+    serving.require("admin", request.headers)
+
+
+router = APIRouter(prefix="/admin/deployments", tags=["admin"], dependencies=[Depends(_admin_only)])
 
 
 class DeployRequest(BaseModel):
@@ -90,7 +97,6 @@ def event_json(event: Event) -> dict[str, Any]:
 
 def _serving(request: Request, name: str) -> Serving:
     serving: Serving = request.app.state.serving
-    serving.require("admin", request.headers)
     if name != serving.model_name:
         raise ApiError(404, f"unknown model {name!r}: this server serves {serving.model_name!r}")
     if serving.engine is None:
