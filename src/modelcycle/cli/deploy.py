@@ -290,9 +290,7 @@ def rollout_status(name: NameArg, as_json: JsonOpt = False) -> None:
         state = commands.status(engine, name)
         events = commands.history(engine, name, RECENT_EVENTS)
     if as_json:
-        print(
-            json.dumps({**state_json(state), "events": [event_json(e) for e in events]}, indent=2)
-        )
+        print(json.dumps({**state.as_dict(), "events": [e.as_dict() for e in events]}, indent=2))
         return
     console.print(state_table(state))
     if state.status == "idle" and state.stable_version is None:
@@ -447,7 +445,7 @@ def deployments_history(
     with store() as engine:
         events = commands.history(engine, name, limit)
     if as_json:
-        print(json.dumps([event_json(e) for e in events], indent=2))
+        print(json.dumps([e.as_dict() for e in events], indent=2))
         return
     if not events:
         console.print(
@@ -582,13 +580,6 @@ def step_text(state: DeploymentState) -> str:
     return f"{state.step + 1} of {len(state.plan.steps)}"
 
 
-def seconds_in_step(state: DeploymentState, now: datetime | None = None) -> float | None:
-    """Time since the current step (or state) began."""
-    if state.step_started_at is None:
-        return None
-    return max(0.0, ((now or datetime.now(UTC)) - state.step_started_at).total_seconds())
-
-
 def state_table(state: DeploymentState) -> Table:
     """The state as a two-column table."""
     from rich.table import Table
@@ -596,7 +587,7 @@ def state_table(state: DeploymentState) -> Table:
     table = Table(title=f"{state.model_name}: deployment", show_header=False)
     table.add_column("field", style="cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
-    in_step = seconds_in_step(state)
+    in_step = state.seconds_in_step()
     plan = state.plan
     rows = [
         ("status", state.status + (" (paused)" if state.paused else "")),
@@ -674,42 +665,6 @@ def print_comparison(comparison: ArmComparison, window: str) -> None:
                 "paired rows"
             )
         console.print(f"{item.other} vs {item.reference}: {line}", highlight=False)
-
-
-def state_json(state: DeploymentState) -> dict[str, Any]:
-    """The state as JSON-ready values."""
-    return {
-        "model": state.model_name,
-        "status": state.status,
-        "stable_version": state.stable_version,
-        "candidate_version": state.candidate_version,
-        "strategy": state.strategy,
-        "weight": state.weight,
-        "step": state.step,
-        "steps": list(state.plan.steps),
-        "paused": state.paused,
-        "failures": state.failures,
-        "failure_limit": state.plan.failure_limit,
-        "step_started_at": state.step_started_at.isoformat() if state.step_started_at else None,
-        "seconds_in_step": seconds_in_step(state),
-        "previous_version": state.previous_version,
-        "version_counter": state.version_counter,
-        "updated_at": state.updated_at.isoformat() if state.updated_at else None,
-        "plan": {**state.plan.__dict__, "steps": list(state.plan.steps)},
-    }
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """An event as JSON-ready values."""
-    return {
-        "time": event.created_at.isoformat(),
-        "actor": event.actor,
-        "action": event.action,
-        "from_version": event.from_version,
-        "to_version": event.to_version,
-        "reason": event.reason,
-        "details": event.details,
-    }
 
 
 def _weight(state: DeploymentState) -> str:

@@ -99,6 +99,34 @@ class DeploymentState:
         """Whether a candidate is being rolled out."""
         return self.status in ACTIVE and self.candidate_version is not None
 
+    def seconds_in_step(self, now: datetime | None = None) -> float | None:
+        """Time since the current step (or state) began."""
+        if self.step_started_at is None:
+            return None
+        return max(0.0, ((now or datetime.now(UTC)) - self.step_started_at).total_seconds())
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values (the CLI's ``--json`` and the admin API)."""
+        return {
+            "model": self.model_name,
+            "status": self.status,
+            "stable_version": self.stable_version,
+            "candidate_version": self.candidate_version,
+            "strategy": self.strategy,
+            "weight": self.weight,
+            "step": self.step,
+            "steps": list(self.plan.steps),
+            "paused": self.paused,
+            "failures": self.failures,
+            "failure_limit": self.plan.failure_limit,
+            "step_started_at": _iso(self.step_started_at),
+            "seconds_in_step": self.seconds_in_step(),
+            "previous_version": self.previous_version,
+            "version_counter": self.version_counter,
+            "updated_at": _iso(self.updated_at),
+            "plan": {**self.plan.__dict__, "steps": list(self.plan.steps)},
+        }
+
 
 @dataclass(frozen=True)
 class Event:
@@ -112,6 +140,18 @@ class Event:
     reason: str | None = None
     details: dict[str, Any] | None = None
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "time": _iso(self.created_at),
+            "actor": self.actor,
+            "action": self.action,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "reason": self.reason,
+            "details": self.details,
+        }
 
 
 # ---------------------------------------------------------------------------- transitions
@@ -420,7 +460,7 @@ def commit(
             "plan": {**new.plan.__dict__, "steps": list(new.plan.steps)},
             "paused": new.paused,
             "failures": new.failures,
-            "step_started_at": new.step_started_at.isoformat() if new.step_started_at else None,
+            "step_started_at": _iso(new.step_started_at),
             "previous_version": new.previous_version,
         },
     }
@@ -444,18 +484,7 @@ def commit(
             "(another command won)",
             f"check `modelcycle rollout status {new.model_name}` and try again if still needed",
         )
-    conn.execute(
-        sa.insert(deployment_events).values(
-            model_name=event.model_name,
-            created_at=event.created_at,
-            actor=event.actor,
-            action=event.action,
-            from_version=event.from_version,
-            to_version=event.to_version,
-            reason=event.reason,
-            details=event.details,
-        )
-    )
+    _append(conn, event)
     return replace(new, version_counter=old.version_counter + 1, updated_at=now)
 
 
@@ -472,6 +501,11 @@ def record(conn: Connection, event: Event) -> None:
             updated_at=event.created_at,
         )
     )
+    _append(conn, event)
+
+
+def _append(conn: Connection, event: Event) -> None:
+    """Insert one history event."""
     conn.execute(
         sa.insert(deployment_events).values(
             model_name=event.model_name,
@@ -514,6 +548,10 @@ def _insert_if_absent(conn: Connection) -> Any:
 
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(deployments).on_conflict_do_nothing(index_elements=["model_name"])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _time(value: Any) -> datetime | None:

@@ -62,39 +62,6 @@ class RollbackRequest(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def state_json(state: DeploymentState) -> dict[str, Any]:
-    """A deployment state as JSON."""
-    return {
-        "model": state.model_name,
-        "status": state.status,
-        "strategy": state.strategy,
-        "stable_version": state.stable_version,
-        "candidate_version": state.candidate_version,
-        "weight": state.weight,
-        "step": state.step,
-        "steps": list(state.plan.steps),
-        "paused": state.paused,
-        "failures": state.failures,
-        "step_started_at": state.step_started_at,
-        "previous_version": state.previous_version,
-        "version_counter": state.version_counter,
-        "updated_at": state.updated_at,
-    }
-
-
-def event_json(event: Event) -> dict[str, Any]:
-    """A history event as JSON."""
-    return {
-        "time": event.created_at,
-        "actor": event.actor,
-        "action": event.action,
-        "from_version": event.from_version,
-        "to_version": event.to_version,
-        "reason": event.reason,
-        "details": event.details,
-    }
-
-
 def _serving(request: Request, name: str) -> Serving:
     serving: Serving = request.app.state.serving
     if name != serving.model_name:
@@ -137,7 +104,7 @@ async def status(request: Request, name: str) -> dict[str, Any]:
     serving = _serving(request, name)
     assert serving.engine is not None
     state = await asyncio.to_thread(commands.status, serving.engine, name)
-    return state_json(state)
+    return state.as_dict()
 
 
 @router.get("/{name}/history", summary="The deployment history of a model.")
@@ -146,7 +113,7 @@ async def history(request: Request, name: str, limit: int = 100) -> dict[str, An
     serving = _serving(request, name)
     assert serving.engine is not None
     events = await asyncio.to_thread(commands.history, serving.engine, name, max(1, limit))
-    return {"model": name, "events": [event_json(e) for e in events]}
+    return {"model": name, "events": [e.as_dict() for e in events]}
 
 
 @router.post("/{name}/deploy", summary="Start rolling out a version.")
@@ -185,7 +152,7 @@ async def deploy(request: Request, name: str, body: DeployRequest) -> dict[str, 
             reason=body.reason,
         ),
     )
-    return {"state": state_json(state), "event": event_json(event)}
+    return {"state": state.as_dict(), "event": event.as_dict()}
 
 
 Action = Literal["promote", "pause", "resume", "abort"]
@@ -201,7 +168,7 @@ async def _simple(request: Request, name: str, action: Action) -> dict[str, Any]
         "abort": lambda: commands.abort(engine, name, actor=actor),
     }
     state, event = await _run(serving, work[action])
-    return {"state": state_json(state), "event": event_json(event)}
+    return {"state": state.as_dict(), "event": event.as_dict()}
 
 
 @router.post("/{name}/promote", summary="Make the candidate the stable version now.")
@@ -245,7 +212,7 @@ async def rollback(request: Request, name: str, body: RollbackRequest | None = N
             reason=wanted.reason,
         ),
     )
-    return {"state": state_json(state), "event": event_json(event)}
+    return {"state": state.as_dict(), "event": event.as_dict()}
 
 
 def _seconds(duration: str | None) -> float | None:
