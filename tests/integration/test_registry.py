@@ -585,3 +585,31 @@ def test_concurrent_registrations_make_two_intact_versions(tmp_path: Path) -> No
             .notna()
             .all()
         )
+
+
+# ----------------------------------------------------------------------------- the OOD detector
+
+
+def test_ood_detector_round_trips_and_is_digested(store: Store) -> None:
+    """A bundle with a detector registers and loads it; scores are identical; tampering fails."""
+    from modelcycle.monitoring.ood import OODDetector
+    from modelcycle.registry.manifest import OOD_FILE
+
+    bundle = make_regression_bundle("rent-ood")
+    frame = rent_frame(seed=0)[bundle.schema.input_names]
+    bundle.ood = OODDetector(n_estimators=20).fit(frame)
+    register(bundle, tracking_uri=store.uri, artifact_dir=store.artifact_dir)
+    loaded = load_model("rent-ood/1", tracking_uri=store.uri)
+    assert loaded.ood is not None
+    assert OOD_FILE in loaded.manifest["files"]
+    live = rent_frame(seed=5)[bundle.schema.input_names]
+    live.loc[0, "area"] = 10_000
+    before, after = bundle.ood.score(live), loaded.ood.score(live)
+    np.testing.assert_array_equal(before.score, after.score)
+    np.testing.assert_array_equal(before.flag, after.flag)
+    assert after.flag[0]
+    assert load_model("rent/1", tracking_uri=store.uri).ood is None  # bundles without one
+
+    _tamper(stored_files(store, "rent-ood", 1, OOD_FILE))
+    with pytest.raises(RegistryError, match=rf"{OOD_FILE} of rent-ood/1 does not match"):
+        load_model("rent-ood/1", tracking_uri=store.uri)

@@ -1,20 +1,24 @@
 """The model bundle: everything one registered model version carries, and how it predicts.
 
 A bundle is the whole fitted pipeline (preprocessing + estimator) plus the FeatureSchema, the
-reference profile, metrics vs the baseline, the decision threshold, digests of the training data
-and the spec, library versions and a model card. ``predict_frame`` is the one place that turns a
-pipeline's output into predictions, so modelcycle's loader and the MLflow pyfunc agree exactly.
+reference profile, the OOD detector, metrics vs the baseline, the decision threshold, digests of
+the training data and the spec, library versions and a model card. ``predict_frame`` is the one
+place that turns a pipeline's output into predictions, so modelcycle's loader and the MLflow
+pyfunc agree exactly.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from modelcycle.data.schema import FeatureSchema
+
+if TYPE_CHECKING:
+    from modelcycle.monitoring.ood import OODDetector
 
 Task = Literal["regression", "classification"]
 
@@ -43,6 +47,7 @@ class ModelBundle:
         training_rows: Rows the final model was fitted on.
         input_example: A few rows of features, for the MLflow signature and docs.
         extra: Free-form metadata recorded with the version (tuning budget, git commit, ...).
+        ood: The fitted out-of-distribution detector (``None``: the server does not check rows).
     """
 
     name: str
@@ -63,6 +68,7 @@ class ModelBundle:
     classes: list[Any] | None = None
     slices: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    ood: OODDetector | None = None
 
 
 def predict_frame(

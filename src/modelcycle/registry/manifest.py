@@ -3,6 +3,8 @@
 A bundle folder holds one file per part of a :class:`~modelcycle.registry.bundle.ModelBundle`::
 
     pipeline.skops       the fitted pipeline (preprocessing + estimator), in skops format
+    ood.skops            the fitted OOD detector, in skops format (optional: older bundles and
+                         bundles trained without one lack it; the manifest says which)
     schema.json          the FeatureSchema
     profile.json         the reference profile of the training data (monitoring builds on it)
     metrics.json         task, deciding metric, metrics vs baselines, slices, threshold, classes,
@@ -52,9 +54,11 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "card.md"
 INPUT_EXAMPLE_FILE = "input_example.json"
 MANIFEST_FILE = "manifest.json"
+OOD_FILE = "ood.skops"
 
 ARTIFACT_KEYS: dict[str, str] = {
     "pipeline": PIPELINE_FILE,
+    "ood": OOD_FILE,
     "schema": SCHEMA_FILE,
     "profile": PROFILE_FILE,
     "metrics": METRICS_FILE,
@@ -67,8 +71,13 @@ ARTIFACT_KEYS: dict[str, str] = {
 MANIFEST_SHA_KEY = "manifest_sha256"
 """The pyfunc's ``model_config`` key holding the manifest digest recorded at registration."""
 
-DIGESTED_FILES = tuple(f for f in ARTIFACT_KEYS.values() if f != MANIFEST_FILE)
-"""Every file whose sha256 the manifest records."""
+OPTIONAL_FILES = (OOD_FILE,)
+"""Files a bundle may lack; when the manifest records one, it must be there and match."""
+
+DIGESTED_FILES = tuple(
+    f for f in ARTIFACT_KEYS.values() if f != MANIFEST_FILE and f not in OPTIONAL_FILES
+)
+"""Every file whose sha256 every manifest records."""
 
 LIBRARIES = (
     "modelcycle",
@@ -207,6 +216,12 @@ def write_bundle(
         ) from None
     trusted = sorted(sio.get_untrusted_types(data=pipeline_bytes))
     check_trusted_types(trusted, f"the pipeline of {bundle.name!r}")
+    ood_bytes: bytes | None = None
+    ood_trusted: list[str] = []
+    if bundle.ood is not None:
+        ood_bytes = sio.dumps(bundle.ood)
+        ood_trusted = sorted(sio.get_untrusted_types(data=ood_bytes))
+        check_trusted_types(ood_trusted, f"the OOD detector of {bundle.name!r}")
     payload = {
         "task": bundle.task,
         "metric": bundle.metric,
@@ -228,6 +243,8 @@ def write_bundle(
         CARD_FILE: card.encode(),
         INPUT_EXAMPLE_FILE: frame_to_json(bundle.input_example).encode(),
     }
+    if ood_bytes is not None:
+        contents[OOD_FILE] = ood_bytes
     for name, data in contents.items():
         (folder / name).write_bytes(data)
     manifest = {
@@ -249,6 +266,8 @@ def write_bundle(
         "libraries": libraries if libraries is not None else library_versions(),
         "skops_trusted_types": trusted,
     }
+    if ood_bytes is not None:
+        manifest["ood_skops_trusted_types"] = ood_trusted
     manifest_bytes = dump_json(manifest).encode()
     (folder / MANIFEST_FILE).write_bytes(manifest_bytes)
     return manifest, sha256_bytes(manifest_bytes)
@@ -277,6 +296,7 @@ class VerifiedBundle:
         card: The model card (Markdown).
         input_example: The input example rows.
         pipeline_bytes: The verified bytes of ``pipeline.skops``.
+        ood_bytes: The verified bytes of ``ood.skops`` (``None``: the bundle has no detector).
     """
 
     manifest: dict[str, Any]
@@ -287,6 +307,7 @@ class VerifiedBundle:
     card: str
     input_example: pd.DataFrame
     pipeline_bytes: bytes
+    ood_bytes: bytes | None = None
 
     def load_pipeline(self, where: str = "the bundle") -> Any:
         """Deserialise the verified pipeline, trusting only the types the manifest lists.
@@ -295,18 +316,37 @@ class VerifiedBundle:
             RegistryError: The manifest lists foreign types, or the file holds types it does
                 not list.
         """
-        import skops.io as sio
+        return _load_skops(
+            self.pipeline_bytes, self.manifest, "skops_trusted_types", PIPELINE_FILE, where
+        )
 
-        trusted = [str(t) for t in self.manifest.get("skops_trusted_types", [])]
-        check_trusted_types(trusted, f"{PIPELINE_FILE} of {where}")
-        try:
-            return sio.loads(self.pipeline_bytes, trusted=trusted)
-        except Exception as err:
-            raise RegistryError(
-                f"{PIPELINE_FILE} of {where} cannot be loaded: {err}",
-                "the bundle is corrupt or was written by an incompatible library version; "
-                "compare the manifest's library versions with yours",
-            ) from None
+    def load_ood(self, where: str = "the bundle") -> Any:
+        """Deserialise the verified OOD detector (``None`` when the bundle has none).
+
+        Raises:
+            RegistryError: As :meth:`load_pipeline`.
+        """
+        if self.ood_bytes is None:
+            return None
+        return _load_skops(
+            self.ood_bytes, self.manifest, "ood_skops_trusted_types", OOD_FILE, where
+        )
+
+
+def _load_skops(data: bytes, manifest: dict[str, Any], key: str, name: str, where: str) -> Any:
+    """Load the skops file ``name`` trusting only the types the manifest lists under ``key``."""
+    import skops.io as sio
+
+    trusted = [str(t) for t in manifest.get(key, [])]
+    check_trusted_types(trusted, f"{name} of {where}")
+    try:
+        return sio.loads(data, trusted=trusted)
+    except Exception as err:
+        raise RegistryError(
+            f"{name} of {where} cannot be loaded: {err}",
+            "the bundle is corrupt or was written by an incompatible library version; "
+            "compare the manifest's library versions with yours",
+        ) from None
 
 
 def verify_bundle(
@@ -350,7 +390,8 @@ def verify_bundle(
             "upgrade modelcycle",
         )
     data: dict[str, bytes] = {}
-    for name in DIGESTED_FILES:
+    present = [name for name in OPTIONAL_FILES if name in recorded]
+    for name in (*DIGESTED_FILES, *present):
         entry = recorded.get(name)
         if not isinstance(entry, dict) or "sha256" not in entry:
             raise RegistryError(
@@ -375,6 +416,7 @@ def verify_bundle(
             card=data[CARD_FILE].decode("utf-8"),
             input_example=frame_from_json(data[INPUT_EXAMPLE_FILE].decode("utf-8")),
             pipeline_bytes=data[PIPELINE_FILE],
+            ood_bytes=data.get(OOD_FILE),
         )
     except ValueError as err:  # pydantic ValidationError and JSONDecodeError are ValueErrors
         raise RegistryError(

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 
+    from modelcycle.monitoring.ood import OODDetector
+
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
@@ -182,6 +184,8 @@ class LoadedModel:
         pipeline: The fitted pipeline.
         run_id: The MLflow run the model was logged in.
         tags: The version's registry tags.
+        ood: The OOD detector (:class:`~modelcycle.monitoring.ood.OODDetector`); ``None`` for
+            bundles without one.
     """
 
     name: str
@@ -203,6 +207,7 @@ class LoadedModel:
     pipeline: Any = field(repr=False)
     run_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    ood: OODDetector | None = field(default=None, repr=False)
 
     @property
     def ref(self) -> str:
@@ -439,7 +444,11 @@ def register(
             classes=bundle.classes,
         )
         signature = pyfunc_signature(example, output, bundle.schema)
-        artifacts = {key: str(folder / name) for key, name in ARTIFACT_KEYS.items()}
+        artifacts = {
+            key: str(folder / name)
+            for key, name in ARTIFACT_KEYS.items()
+            if (folder / name).is_file()
+        }
         requirements = [
             f"{name}=={ver}"
             for name, ver in manifest["libraries"].items()
@@ -545,6 +554,7 @@ def load_model(ref: str, *, tracking_uri: str) -> LoadedModel:
         bundle = _fetch(client, version, tracking_uri)
     where = f"{version.name}/{version.version}"
     pipeline = bundle.load_pipeline(where)
+    ood = bundle.load_ood(where)
     info = bundle.info
     return LoadedModel(
         name=version.name,
@@ -566,6 +576,7 @@ def load_model(ref: str, *, tracking_uri: str) -> LoadedModel:
         pipeline=pipeline,
         run_id=version.run_id,
         tags=dict(version.tags or {}),
+        ood=ood,
     )
 
 

@@ -55,6 +55,20 @@ def body_schemas(predictor: Predictor) -> dict[str, Any]:
                     "description": "Classifiers: class probabilities per row.",
                 },
                 "classes": {"type": "array", "description": "Classifiers: the class names."},
+                "ood": {
+                    "type": "array",
+                    "description": "Per row, whether it looks unlike the training data: flag, "
+                    "isolation score (higher is more unusual) and the checks that fired. "
+                    "Absent when the model has no OOD detector.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "flag": {"type": "boolean"},
+                            "score": {"type": ["number", "null"]},
+                            "reasons": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
             },
         },
     }
@@ -108,6 +122,8 @@ async def predict(request: Request) -> JSONBytes:
     if answer.outputs.probabilities is not None:
         body["probabilities"] = answer.outputs.probabilities
         body["classes"] = answer.predictor.classes
+    if answer.outputs.ood is not None:
+        body["ood"] = answer.outputs.ood
     return JSONBytes(body)
 
 

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,13 @@ class Outputs:
     Attributes:
         predictions: One value (or class) per row, as plain Python values.
         probabilities: Per row, the class probabilities by class name (classification).
+        ood: Per row, the OOD verdict ``{"flag", "score", "reasons"}`` (``None``: the model
+            has no detector).
     """
 
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = None
+    ood: list[dict[str, Any]] | None = None
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -44,7 +47,8 @@ class Outputs:
     def part(self, start: int, stop: int) -> Outputs:
         """Rows ``start:stop``."""
         probabilities = None if self.probabilities is None else self.probabilities[start:stop]
-        return Outputs(self.predictions[start:stop], probabilities)
+        ood = None if self.ood is None else self.ood[start:stop]
+        return Outputs(self.predictions[start:stop], probabilities, ood)
 
 
 @dataclass
@@ -79,12 +83,34 @@ class Predictor:
         return None if self.model.classes is None else [str(c) for c in self.model.classes]
 
     def predict(self, columns: Columns) -> Outputs:
-        """Predict input columns (see :class:`~modelcycle.serving.inputs.InputRules`)."""
+        """Predict input columns (see :class:`~modelcycle.serving.inputs.InputRules`).
+
+        When the model has an OOD detector, every row is also checked (vectorised over the
+        batch) and ``Outputs.ood`` carries the verdicts.
+        """
         if self.compiled is None:
-            return self._outputs(*self._pipeline_outputs(columns))
-        if self.model.task == "regression":
-            return self._outputs(self.compiled.predict(columns), None)
-        return self._outputs(None, self.compiled.predict_proba(columns))
+            outputs = self._outputs(*self._pipeline_outputs(columns))
+        elif self.model.task == "regression":
+            outputs = self._outputs(self.compiled.predict(columns), None)
+        else:
+            outputs = self._outputs(None, self.compiled.predict_proba(columns))
+        if self.model.ood is None:
+            return outputs
+        return replace(outputs, ood=self._ood(columns))
+
+    def _ood(self, columns: Columns) -> list[dict[str, Any]] | None:
+        """The OOD verdict per row; ``None`` (and a warning) if the detector fails.
+
+        A broken detector must not cost the prediction: the rows are then logged without one.
+        """
+        assert self.model.ood is not None
+        try:
+            return self.model.ood.score(columns).records()
+        except Exception as err:
+            logger.warning(
+                "{}: the OOD check failed: {}: {}", self.model.ref, type(err).__name__, err
+            )
+            return None
 
     def _pipeline_outputs(self, columns: Columns) -> tuple[Any, np.ndarray | None]:
         """Predictions (regression) or probabilities (classification) from the pipeline."""

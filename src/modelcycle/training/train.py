@@ -522,6 +522,7 @@ def _register(
     y: dict[str, pd.Series],
     dataset: Dataset,
 ) -> RegisteredVersion:
+    from modelcycle.monitoring.ood import OODDetector
     from modelcycle.monitoring.profile import reference_profile
     from modelcycle.registry.bundle import ModelBundle
     from modelcycle.registry.store import register
@@ -530,6 +531,7 @@ def _register(
     fit_y = pd.concat([y["train"], y["valid"]])
     scores = predict_scores(pipeline, fit_x, evaluation.task)
     profile = reference_profile(fit_x, schema, predictions=scores, target=fit_y)
+    ood = OODDetector(**_ood_params(spec)).fit(fit_x[schema.input_names])
     winner = evaluation.result(evaluation.winner)
     metrics = {"model": winner.test_metrics}
     metrics.update({r.name: r.test_metrics for r in evaluation.results if r.kind == "baseline"})
@@ -554,9 +556,26 @@ def _register(
             {str(k): v for k, v in row.items()} for row in evaluation.slices.to_dict("records")
         ],
         extra={"source": dataset.source, "improvement": evaluation.improvement},
+        ood=ood,
     )
     return register(
         bundle,
         tracking_uri=settings.mlflow_tracking_uri or "",
         artifact_dir=settings.artifact_dir or settings.state_dir,
     )
+
+
+OOD_PARAMS = ("fpr", "margin")
+"""Fields of a ``[monitoring.ood]`` spec section passed to the OOD detector."""
+
+
+def _ood_params(spec: ProjectSpec) -> dict[str, Any]:
+    """The OOD detector's parameters from the spec's ``[monitoring.ood]`` section, if any.
+
+    Fields the spec does not set (or a spec without that section) keep the detector's documented
+    defaults: a 1 % target false-positive rate for the isolation score and a margin of 10 % of
+    the training range for numeric features.
+    """
+    section = getattr(getattr(spec, "monitoring", None), "ood", None)
+    values = {name: getattr(section, name, None) for name in OOD_PARAMS}
+    return {name: value for name, value in values.items() if value is not None}
