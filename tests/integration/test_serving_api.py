@@ -356,7 +356,7 @@ def test_predictions_equal_the_registered_model(
     one = api.post("/predict", json=rows[0])
     assert one.status_code == 200, one.text
     body = one.json()
-    assert set(body) == {"request_id", "model", "version", "arm", "predictions"}
+    assert set(body) == {"request_id", "model", "version", "arm", "predictions", "ood"}
     assert (body["model"], body["version"], body["arm"]) == ("rent", "1", "stable")
     np.testing.assert_allclose(body["predictions"], expected[:1], rtol=1e-9)
 
@@ -1020,3 +1020,21 @@ def test_alias_moves_switch_the_version_without_failing_requests(
     logged = _logged(_database_url(shared.project), set(answered), expected=len(answered))
     assert len(logged) == len(answered)
     assert dict(zip(logged["request_id"], logged["model_version"], strict=True)) == answered
+
+
+def test_predict_returns_and_logs_ood_per_row(shared: Server) -> None:
+    """The trained bundle carries an OOD detector: each row gets a verdict, returned and logged."""
+    odd = dict(ROW, area=float(str(ROW["area"])) * 40)
+    rid = f"ood-{uuid.uuid4().hex[:8]}"
+    with httpx.Client(base_url=shared.url, timeout=30) as client:
+        response = client.post("/predict", json=[ROW, odd], headers={"X-Request-ID": rid})
+    assert response.status_code == 200, response.text
+    ood = response.json()["ood"]
+    assert len(ood) == len(response.json()["predictions"]) == 2
+    assert {tuple(sorted(v)) for v in ood} == {("flag", "reasons", "score")}
+    assert ood[1]["flag"] is True
+    assert "area: out of range" in ood[1]["reasons"]
+    assert 0 < ood[0]["score"] <= 1
+
+    logged = _logged(_database_url(shared.project), {rid}, expected=2).sort_values("row")
+    assert logged["ood"].tolist() == ood

@@ -120,6 +120,7 @@ class Serving:
     _counter: int = field(default=-1, repr=False)
     _alias_checked: float = field(default=0.0, repr=False)
     _background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def __post_init__(self) -> None:
         self.metrics = ServingMetrics(self.log_stats)
@@ -317,10 +318,13 @@ class Serving:
             if outputs is not None and outputs.probabilities
             else [None] * len(values)
         )
+        oods: list[dict[str, Any] | None] = (
+            list(outputs.ood) if outputs is not None and outputs.ood else [None] * len(values)
+        )
         now = datetime.now(UTC)
         records = []
-        for index, (features, value, proba) in enumerate(
-            zip(rows, values, probabilities, strict=True)
+        for index, (features, value, proba, ood) in enumerate(
+            zip(rows, values, probabilities, oods, strict=True)
         ):
             number, text = split_outcome(value)
             records.append(
@@ -336,7 +340,7 @@ class Serving:
                     "prediction_label": text,
                     "probabilities": proba,
                     "latency_ms": latency_ms,
-                    "ood": None,
+                    "ood": ood,
                     "error": error,
                     "record_id": self.log.record_id(),
                 }
@@ -380,7 +384,15 @@ class Serving:
             await self.refresh()
 
     async def refresh(self, force: bool = False) -> None:
-        """Rebuild the routing table if the deployment state or the alias changed."""
+        """Rebuild the routing table if the deployment state or the alias changed.
+
+        One refresh at a time (the watch loop and admin commands may overlap): otherwise a
+        slower build from an older state could be installed after a newer one, and stay.
+        """
+        async with self._refreshing:
+            await self._refresh(force)
+
+    async def _refresh(self, force: bool) -> None:
         try:
             wanted = await asyncio.to_thread(self._wanted, force)
             if wanted is None:
@@ -475,6 +487,9 @@ class Serving:
         except ModelcycleError as err:
             await self._fail(state, f"v{version} could not be loaded: {err}")
             return None
+        except Exception as err:  # warming it failed (e.g. non-finite predictions)
+            await self._fail(state, f"v{version} could not be warmed: {type(err).__name__}: {err}")
+            return None
         if version not in self._smoked:
             problem = await asyncio.to_thread(smoke_test, candidate, stable)
             if problem is not None:
@@ -496,7 +511,9 @@ class Serving:
                 apply,
                 self.engine,
                 state.model_name,
-                lambda current: fail(current, actor="server", reason=reason),
+                lambda current: fail(
+                    current, actor="server", reason=reason, version=state.candidate_version
+                ),
             )
         except (ConflictError, DeploymentError) as err:
             logger.info("not marking the rollout failed: {}", err)
