@@ -314,7 +314,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 class _RequestMiddleware:
-    """Request ids (``X-Request-ID`` in and out) and request metrics, as plain ASGI.
+    """Request ids, version and arm headers, and request metrics, as plain ASGI.
+
+    ``X-Request-ID`` comes in and goes out; ``X-Model-Version`` and ``X-Model-Arm`` say which
+    version answered, whatever the protocol.
 
     The chosen id is put in ``scope["state"]["request_id"]``; prediction routes add the model,
     version and arm there, so metrics carry them.
@@ -343,8 +346,11 @@ class _RequestMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                header = (b"x-request-id", state["request_id"].encode())
-                message["headers"] = [*message.get("headers", []), header]
+                headers = [(b"x-request-id", state["request_id"].encode())]
+                if state.get("version"):  # which version and arm answered, on every protocol
+                    headers.append((b"x-model-version", str(state["version"]).encode()))
+                    headers.append((b"x-model-arm", str(state["arm"]).encode()))
+                message["headers"] = [*message.get("headers", []), *headers]
             await send(message)
 
         try:

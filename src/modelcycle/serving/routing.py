@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from modelcycle.data.records import Arm
 from modelcycle.deployment.state import DeploymentState
@@ -28,11 +29,25 @@ SMOKE_LATENCY_MS = 1000.0
 
 @dataclass(frozen=True)
 class Routed:
-    """The predictor that answers one request, its arm, and a shadow to run beside it."""
+    """The predictor that answers one request, its arm, and a shadow to run beside it.
+
+    ``state`` is the request's ASGI state, where the answering version and arm are recorded (for
+    metrics and response headers); a fallback to stable updates it.
+    """
 
     predictor: Predictor
     arm: Arm
     shadow: Predictor | None = None
+    state: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def record(self, predictor: Predictor, arm: Arm) -> None:
+        """Note in the request's state which version and arm answer it."""
+        if self.state is not None:
+            self.state["model"], self.state["version"], self.state["arm"] = (
+                predictor.name,
+                predictor.version,
+                arm,
+            )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import random
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,12 +198,8 @@ class Serving:
             routed = Routed(chosen, arms[version])
         else:
             routed = table.pick(key, random.random())
-        if state is not None:
-            state["model"], state["version"], state["arm"] = (
-                routed.predictor.name,
-                routed.predictor.version,
-                routed.arm,
-            )
+        routed = replace(routed, state=state)
+        routed.record(routed.predictor, routed.arm)
         return routed
 
     def routing_key(self, headers: Any, first_row: Any) -> str | None:
@@ -254,6 +250,7 @@ class Serving:
                 raise
             self._log_failure(predictor, arm, rows, request_id, err)
             predictor, arm = table.stable, "blue" if arm == "green" else "stable"
+            routed.record(predictor, arm)
             outputs = await self._predict(predictor, arm, columns, rows, request_id)
         if routed.shadow is not None:
             task = asyncio.create_task(self._shadow(routed.shadow, rows, request_id))
