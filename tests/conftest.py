@@ -7,10 +7,11 @@ then its absence is a failure. ``.ci/run`` sets ``MODELCYCLE_TEST_REQUIRE=postgr
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,41 @@ def postgres_url() -> str:
     except Exception as err:
         _unavailable("postgres", f"cannot connect to {POSTGRES_URL}: {err}".splitlines()[0])
     return POSTGRES_URL
+
+
+@contextlib.contextmanager
+def fresh_pg_schema(base: str, prefix: str = "mc_test") -> Iterator[str]:
+    """A URL whose connections use a fresh schema (through ``search_path``), dropped afterwards."""
+    import sqlalchemy as sa
+
+    schema = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
+PgSchemaFactory = Callable[..., contextlib.AbstractContextManager[str]]
+
+
+@pytest.fixture(scope="session")
+def pg_schema(postgres_url: str) -> PgSchemaFactory:
+    """``with pg_schema(prefix="mc_test") as url:`` a fresh PostgreSQL schema, dropped afterwards.
+
+    Connections through ``url`` use the schema (the URL's ``search_path``, as a user could set
+    it), so reruns start clean. Skips (or fails) like ``postgres_url`` without PostgreSQL.
+    """
+
+    def fresh(prefix: str = "mc_test") -> contextlib.AbstractContextManager[str]:
+        return fresh_pg_schema(postgres_url, prefix)
+
+    return fresh
 
 
 @pytest.fixture

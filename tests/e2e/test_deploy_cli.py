@@ -1,7 +1,7 @@
 """``modelcycle deploy``, ``rollout``, ``rollback`` and ``deployments``, as a user runs them.
 
 The project is the rent example with two registered versions (rent/1 linear, the champion, and
-rent/2 LightGBM), built once per module as in ``test_models_cli``; every test works on its own
+rent/2 LightGBM), built once per module (``registered_rent``); every test works on its own
 copy, whose operational store does not exist yet (the commands create it).
 """
 
@@ -17,41 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_models_cli import _bundle
 
 from modelcycle.config.settings import Settings
 from modelcycle.config.spec import DeploymentSpec
 from modelcycle.data.records import LabelRecord, PredictionRecord
 from modelcycle.deployment import commands
 from modelcycle.deployment.state import DeploymentError
-from modelcycle.registry.store import register, resolve_version
-from modelcycle.scaffold import init_project
+from modelcycle.registry.store import resolve_version
 from modelcycle.store import insert_labels, insert_predictions, make_engine, upgrade
 
 
-@pytest.fixture(scope="module")
-def registered(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rent project with rent/1 (linear, champion) and rent/2 (LightGBM, challenger)."""
-    from lightgbm import LGBMRegressor
-    from sklearn.linear_model import Ridge
-
-    root = init_project(tmp_path_factory.mktemp("deploy") / "rent", example="rent", rows=600).root
-    settings = Settings.load(root)
-    assert settings.mlflow_tracking_uri is not None
-    assert settings.artifact_dir is not None
-    for estimator, candidate in ((Ridge(), "linear"), (LGBMRegressor(verbose=-1), "lgbm")):
-        register(
-            _bundle(root, estimator, candidate),
-            tracking_uri=settings.mlflow_tracking_uri,
-            artifact_dir=settings.artifact_dir,
-        )
-    return root
-
-
 @pytest.fixture
-def project(registered: Path, tmp_path: Path) -> Path:
+def project(registered_rent: Path, tmp_path: Path) -> Path:
     """A private copy of the registered project (its own registry aliases and store)."""
-    return Path(shutil.copytree(registered, tmp_path / "rent"))
+    return Path(shutil.copytree(registered_rent, tmp_path / "rent"))
 
 
 def champion(project: Path, alias: str = "champion") -> int:

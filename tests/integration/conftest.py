@@ -55,13 +55,14 @@ def free_port() -> int:
 
 @dataclass
 class ServerProcess:
-    """``modelcycle serve`` running in its own process on 127.0.0.1.
+    """``modelcycle serve`` running in its own process on 127.0.0.1 (see :func:`launch`).
 
     Attributes:
         project: The project folder it serves.
         port: Its port.
         process: The process.
         log: Where its stdout and stderr go.
+        env: The ``MODELCYCLE_*`` settings it was given on top of a clean environment.
     """
 
     project: Path
@@ -74,6 +75,21 @@ class ServerProcess:
     def url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """Its MLflow store: ``MODELCYCLE_MLFLOW_TRACKING_URI`` if given, else the project's."""
+        uri = self.env.get("MODELCYCLE_MLFLOW_TRACKING_URI")
+        uri = uri or Settings.load(self.project).mlflow_tracking_uri
+        assert uri is not None
+        return uri
+
+    @property
+    def database_url(self) -> str:
+        """Its operational store: ``MODELCYCLE_DATABASE_URL`` if given, else the project's."""
+        url = self.env.get("MODELCYCLE_DATABASE_URL") or Settings.load(self.project).database_url
+        assert url is not None
+        return url
 
     def output(self) -> str:
         """What the server printed so far."""
@@ -111,34 +127,65 @@ class ServerProcess:
             self.process.wait()
 
 
+def launch(
+    project: Path, log_dir: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True
+) -> ServerProcess:
+    """Start ``python -m modelcycle --project PROJECT serve --port FREE *args``.
+
+    ``env`` is added to a clean environment (no ``MODELCYCLE_*`` variables of this process); the
+    output goes to ``LOG_DIR/server-PORT.log``. With ``wait``, returns once the server is ready;
+    stopping it is the caller's job.
+    """
+    port = free_port()
+    base = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
+    log = log_dir / f"server-{port}.log"
+    with log.open("wb") as out:
+        command = [sys.executable, "-m", "modelcycle", "--project", str(project), "serve"]
+        process = subprocess.Popen(
+            [*command, "--port", str(port), *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**base, **(env or {})},
+        )
+    server = ServerProcess(project, port, process, log, env or {})
+    if wait:
+        try:
+            server.wait_ready()
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
 ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture(scope="session")
+def launch_server() -> ServerFactory:
+    """:func:`launch`, for test modules (they cannot import this file)."""
+    return launch
 
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """``start_server(project, *args, env={...}, wait=True) -> ServerProcess``.
 
-    Runs ``python -m modelcycle --project PROJECT serve --port FREE *args`` with ``env`` added to
-    a clean environment; every server still running at the end of the test is stopped.
+    Runs ``python -m modelcycle --project PROJECT serve --port FREE *args`` with
+    ``MODELCYCLE_MODEL_POLL_SECONDS=1`` and ``env`` added to a clean environment; every server
+    still running at the end of the test is stopped.
     """
     started: list[ServerProcess] = []
 
     def start(
         project: Path, *args: str, env: dict[str, str] | None = None, wait: bool = True
     ) -> ServerProcess:
-        port = free_port()
-        base = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-        base.update({"MODELCYCLE_MODEL_POLL_SECONDS": "1", **(env or {})})
-        log = tmp_path / f"server-{port}.log"
-        with log.open("wb") as out:
-            command = [sys.executable, "-m", "modelcycle", "--project", str(project), "serve"]
-            process = subprocess.Popen(
-                [*command, "--port", str(port), *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=base,
-            )
-        server = ServerProcess(project, port, process, log, env or {})
+        server = launch(
+            project,
+            tmp_path,
+            *args,
+            env={"MODELCYCLE_MODEL_POLL_SECONDS": "1", **(env or {})},
+            wait=False,
+        )
         started.append(server)
         if wait:
             server.wait_ready()

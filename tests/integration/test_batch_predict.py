@@ -9,7 +9,6 @@ Logged runs write to a real SQLite file and (marked ``postgres``) a PostgreSQL s
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from modelcycle.data.examples import rent_apartments, rent_default
@@ -373,22 +371,13 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield made
         made.dispose()
         return
-    base: str = request.getfixturevalue("postgres_url")
-    schema = f"mc_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    shown = url.render_as_string(hide_password=False)
-    upgrade(shown)
-    made = make_engine(shown)
-    try:
-        yield made
-    finally:
-        made.dispose()
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with request.getfixturevalue("pg_schema")() as url:
+        upgrade(url)
+        made = make_engine(url)
+        try:
+            yield made
+        finally:
+            made.dispose()
 
 
 def test_log_writes_one_record_per_predicted_row(engine, tmp_path, rent_model, rent_rows) -> None:

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +40,6 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -81,43 +79,8 @@ ROW = {
 # --- module-scoped servers ------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """A ``modelcycle serve`` process started for the whole module."""
-
-    project: Path
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server was not ready in {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+Server = Any
+"""A ``modelcycle serve`` process started for the whole module (conftest's ``ServerProcess``)."""
 
 
 def _free_port() -> int:
@@ -130,19 +93,6 @@ def _clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
     env.update(extra)
     return env
-
-
-def _launch(project: Path, env: dict[str, str]) -> Server:
-    port = _free_port()
-    log = project.parent / f"server-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*SERVE, str(project), "serve", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=_clean_env(**env),
-        )
-    return Server(project, port, process, log)
 
 
 @dataclass
@@ -159,21 +109,12 @@ class Servers:
 def _postgres_schema(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """A URL of a fresh PostgreSQL schema (dropped afterwards), or None without PostgreSQL."""
     try:
-        base: str = request.getfixturevalue("postgres_url")
+        pg_schema = request.getfixturevalue("pg_schema")
     except pytest.skip.Exception:
         yield None
         return
-    schema = f"mc_serve_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    url = sa.engine.make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        admin.dispose()
+    with pg_schema("mc_serve") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -181,17 +122,21 @@ def servers(
     request: pytest.FixtureRequest,
     served_project: Path,
     tmp_path_factory: pytest.TempPathFactory,
+    launch_server: Callable[..., Server],
 ) -> Iterator[Servers]:
     """Both module servers, each on its own copy of the served project, started in parallel."""
     with pytest.MonkeyPatch.context() as env:  # as tests/conftest.py does for each test
         for key in [k for k in os.environ if k.startswith("MODELCYCLE_")]:
             if not key.startswith("MODELCYCLE_TEST_"):
                 env.delenv(key)
-        yield from _start_servers(request, served_project, tmp_path_factory)
+        yield from _start_servers(request, served_project, tmp_path_factory, launch_server)
 
 
 def _start_servers(
-    request: pytest.FixtureRequest, served_project: Path, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    served_project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch: Callable[..., Server],
 ) -> Iterator[Servers]:
     projects = []
     for name in ("shared", "restricted"):
@@ -201,21 +146,25 @@ def _start_servers(
     digest = hashlib.sha256(HASHED_KEY.encode()).hexdigest()
     with _postgres_schema(request) as pg_url, ThreadPoolExecutor(1) as pool:
         restricted_db = pg_url or _database_url(projects[1])
-        shared = _launch(projects[0], {"MODELCYCLE_MODEL_POLL_SECONDS": "1"})
-        restricted = _launch(
+        shared = launch(
+            projects[0], projects[0].parent, env={"MODELCYCLE_MODEL_POLL_SECONDS": "1"}, wait=False
+        )
+        restricted = launch(
             projects[1],
-            {
+            projects[1].parent,
+            env={
                 "MODELCYCLE_MODEL_POLL_SECONDS": "0",
                 "MODELCYCLE_DATABASE_URL": restricted_db,
                 "MODELCYCLE_PREDICT_API_KEYS": f"{PLAIN_KEY}, sha256:{digest}",
                 "MODELCYCLE_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
                 "MODELCYCLE_MAX_BATCH_ROWS": str(MAX_BATCH_ROWS),
             },
+            wait=False,
         )
         second = pool.submit(_register_second_version, projects[0])
         try:
-            shared.wait_ready()
-            restricted.wait_ready()
+            shared.wait_ready(120)
+            restricted.wait_ready(120)
             yield Servers(shared, restricted, restricted_db, second.result())
         finally:
             shared.stop()

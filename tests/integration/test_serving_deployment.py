@@ -19,11 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -184,69 +180,34 @@ def _tracking_uri(project: Path) -> str:
     return uri
 
 
-@dataclass
-class Server:
-    """``modelcycle serve`` in its own process (the deployment poll at its default, 1 s)."""
-
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        """What the server printed so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        """Block until ``/health/ready`` answers 200."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server was not ready in {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def _launch(project: Path, logs: Path, **env: str) -> Server:
-    """Start a server on a free port (not waiting for it to be ready)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    clean["MODELCYCLE_CONTROLLER"] = "false"  # nothing moves a rollout but the test's commands
-    log = logs / f"server-{port}.log"
-    command = [sys.executable, "-m", "modelcycle", "--project", str(project), "serve"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**clean, **env},
-        )
-    return Server(f"http://127.0.0.1:{port}", process, log)
+Server = Any
+"""``modelcycle serve`` in its own process: conftest's ``ServerProcess``."""
 
 
 @pytest.fixture(scope="module")
-def server(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def launch(launch_server: Callable[..., Server]) -> Callable[..., Server]:
+    """``launch(project, logs, **env)``: a server on a free port, not waited for.
+
+    The deployment poll at its default, 1 s; the in-server rollout controller off, so nothing
+    moves a rollout but the test's commands.
+    """
+
+    def start(project: Path, logs: Path, **env: str) -> Server:
+        env = {"MODELCYCLE_CONTROLLER": "false", **env}
+        return launch_server(project, logs, env=env, wait=False)
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def server(
+    shared: Path, tmp_path_factory: pytest.TempPathFactory, launch: Callable[..., Server]
+) -> Iterator[Server]:
     """One server for the module's routing tests (no API keys; the admin API is closed)."""
     _engine(shared).dispose()  # migrate before the server starts
-    started = _launch(shared, tmp_path_factory.mktemp("logs"))
+    started = launch(shared, tmp_path_factory.mktemp("logs"))
     try:
-        started.wait_ready()
+        started.wait_ready(90)
         yield started
     finally:
         started.stop()
@@ -710,10 +671,10 @@ def test_a_candidate_that_cannot_be_warmed_or_smoke_tested_is_marked_failed(live
 
 
 def test_admin_api_is_closed_by_default_and_guarded_by_the_admin_key(
-    live: Live, tmp_path: Path
+    live: Live, tmp_path: Path, launch: Callable[..., Server]
 ) -> None:
     keys = {"MODELCYCLE_ADMIN_API_KEYS": ADMIN_KEY, "MODELCYCLE_PREDICT_API_KEYS": PREDICT_KEY}
-    guarded = _launch(live.project, tmp_path, **keys)  # a second server on the same project
+    guarded = launch(live.project, tmp_path, **keys)  # a second server on the same project
     try:
         _check_admin_api(live, guarded)
     finally:
@@ -759,7 +720,7 @@ def _check_admin_api(live: Live, guarded: Server) -> None:
         ):
             _error(response, 403, "MODELCYCLE_ADMIN_API_KEYS", "disabled")
 
-    guarded.wait_ready()
+    guarded.wait_ready(90)
     # quick successive commands, first on a server that has loaded no candidate yet (slow)
     for version, delay in ((RAISES, 0.05), (SAME, 0.05), (SAME, 0.15)):
         _quick_deploy_and_abort(live, guarded, version, delay)

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -58,71 +54,27 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@dataclass
-class Server:
-    """``python -m modelcycle --project ROOT serve --port PORT`` (as conftest's start_server)."""
-
-    root: Path
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-    tracking_uri: str
-    database_url: str
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"the server was not ready in {timeout} s:\n{self.output()}")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+Server = Any
+"""``python -m modelcycle --project ROOT serve --port PORT``: conftest's ``ServerProcess``."""
 
 
 @pytest.fixture(scope="module")
-def launched(served_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def launched(
+    served_project: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    launch_server: Callable[..., Server],
+) -> Iterator[Server]:
     """Our server, started but maybe not ready yet (MLflow's loads meanwhile)."""
     base = tmp_path_factory.mktemp("protocols")
     root = base / "rent"
     shutil.copytree(served_project, root)
     stores = root / ".modelcycle"
-    tracking, database = (
-        f"sqlite:///{stores / 'mlflow.db'}",
-        f"sqlite:///{stores / 'modelcycle.db'}",
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELCYCLE_")}
-    env.update(
-        MODELCYCLE_MLFLOW_TRACKING_URI=tracking,
-        MODELCYCLE_DATABASE_URL=database,
-        MODELCYCLE_MODEL_POLL_SECONDS="0",  # the alias never moves here: no polling
-    )
-    port, log = _free_port(), base / "server.log"
-    with log.open("wb") as out:
-        command = [sys.executable, "-m", "modelcycle", "--project", str(root), "serve"]
-        process = subprocess.Popen(
-            [*command, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=env
-        )
-    server = Server(root, port, process, log, tracking, database)
+    env = {
+        "MODELCYCLE_MLFLOW_TRACKING_URI": f"sqlite:///{stores / 'mlflow.db'}",
+        "MODELCYCLE_DATABASE_URL": f"sqlite:///{stores / 'modelcycle.db'}",
+        "MODELCYCLE_MODEL_POLL_SECONDS": "0",  # the alias never moves here: no polling
+    }
+    server = launch_server(root, base, env=env, wait=False)
     yield server
     server.stop()
     assert "internal error" not in server.output(), server.output()  # never a 500
@@ -131,7 +83,7 @@ def launched(served_project: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="module")
 def server(launched: Server) -> Server:
     """Our server, ready."""
-    launched.wait_ready()
+    launched.wait_ready(120)
     return launched
 
 
