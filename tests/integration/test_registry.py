@@ -219,9 +219,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 @pytest.fixture
 def mlflow_uri(store: Store, monkeypatch: pytest.MonkeyPatch) -> str:
     """The process-global MLflow URI pointed at the store, as a plain MLflow user would."""
+    from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils
 
     monkeypatch.setattr(utils, "_tracking_uri", store.uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", store.uri)  # not left from earlier tests
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     return store.uri
 

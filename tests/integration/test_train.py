@@ -188,9 +188,11 @@ def test_both_loaders_predict_the_same_and_reproduce_the_test_metrics(
     rent: Trained, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils
 
     monkeypatch.setattr(utils, "_tracking_uri", rent.uri)
+    monkeypatch.setattr(registry_utils, "_registry_uri", rent.uri)  # not left from earlier tests
     monkeypatch.setenv("MLFLOW_TRACKING_URI", rent.uri)
     X_test, y_test = _test_part(rent.project)  # noqa: N806
     assert len(X_test) == len(rent.first.evaluation.y_test)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -154,17 +155,24 @@ def check_local_store(tracking_uri: str, *, create: bool) -> None:
         folder.mkdir(exist_ok=True)
 
 
+_GLOBALS = threading.RLock()
+"""Serialises the blocks that change MLflow's process-global URIs and environment: the server
+reads the registry from several threads, and interleaved save/restore pairs would leave the
+process pointing at the wrong store."""
+
+
 @contextmanager
 def _env(defaults: dict[str, str]) -> Iterator[None]:
     """Set environment variables that are not already set, for the duration of the block."""
-    added = [k for k in defaults if k not in os.environ]
-    for key in added:
-        os.environ[key] = defaults[key]
-    try:
-        yield
-    finally:
+    with _GLOBALS:
+        added = [k for k in defaults if k not in os.environ]
         for key in added:
-            os.environ.pop(key, None)
+            os.environ[key] = defaults[key]
+        try:
+            yield
+        finally:
+            for key in added:
+                os.environ.pop(key, None)
 
 
 @contextmanager
@@ -177,24 +185,25 @@ def _global_uri(tracking_uri: str) -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    saved_tracking = tracking_utils._tracking_uri
-    saved_registry = registry_utils._registry_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        if saved_tracking is None:
-            tracking_utils._tracking_uri = None
-        elif saved_tracking != tracking_uri:
-            mlflow.set_tracking_uri(saved_tracking)
-        registry_utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with _GLOBALS:
+        saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        saved_tracking = tracking_utils._tracking_uri
+        saved_registry = registry_utils._registry_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        try:
+            yield
+        finally:
+            if saved_tracking is None:
+                tracking_utils._tracking_uri = None
+            elif saved_tracking != tracking_uri:
+                mlflow.set_tracking_uri(saved_tracking)
+            registry_utils._registry_uri = saved_registry
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 @contextmanager
