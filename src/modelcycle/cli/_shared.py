@@ -5,8 +5,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -14,6 +17,9 @@ from rich.console import Console
 from modelcycle.config.settings import Settings
 from modelcycle.config.spec import Project, find_project_root, load_project
 from modelcycle.errors import ModelcycleError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 console = Console()
 err_console = Console(stderr=True)
@@ -55,6 +61,26 @@ class CliState:
 
 
 STATE = CliState()
+
+
+@contextmanager
+def migrated_store(status: str | None = None) -> Iterator[Engine]:
+    """An engine on the project's operational store, migrated to the newest revision first.
+
+    Args:
+        status: A spinner message shown while migrating.
+    """
+    from modelcycle.store import make_engine, upgrade
+
+    url = STATE.settings().database_url
+    assert url is not None  # derived from the project folder when unset
+    with console.status(status) if status else nullcontext():
+        upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def print_error(err: ModelcycleError) -> None:

@@ -10,20 +10,17 @@ project the built-in defaults apply. A change made here reaches running servers 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
-from modelcycle.cli._shared import STATE, console
+from modelcycle.cli._shared import STATE, console, migrated_store
 from modelcycle.errors import ConfigError
 
 if TYPE_CHECKING:
     from rich.table import Table
-    from sqlalchemy.engine import Engine
 
     from modelcycle.config.spec import DeploymentSpec
     from modelcycle.deployment.compare import ArmComparison
@@ -70,19 +67,7 @@ def tracking_uri() -> str:
     return uri
 
 
-@contextmanager
-def store() -> Iterator[Engine]:
-    """An engine on the operational store, migrated to the newest revision first."""
-    from modelcycle.store import make_engine, upgrade
-
-    url = STATE.settings().database_url
-    assert url is not None  # derived from the project folder when unset
-    upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+store = migrated_store
 
 
 def deployment_spec() -> DeploymentSpec:

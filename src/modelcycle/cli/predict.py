@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelcycle.cli._shared import STATE, console
+from modelcycle.cli._shared import STATE, console, migrated_store
 
 if TYPE_CHECKING:
     from rich.progress import Progress, Task
@@ -126,17 +126,8 @@ def _prediction_log(enabled: bool) -> Iterator[Engine | None]:
     if not enabled:
         yield None
         return
-    from modelcycle.store import make_engine, upgrade
-
-    url = STATE.settings().database_url
-    assert url is not None  # derived from the project folder when unset
-    with console.status("Preparing the prediction log..."):
-        upgrade(url)
-    engine = make_engine(url)
-    try:
+    with migrated_store("Preparing the prediction log...") as engine:
         yield engine
-    finally:
-        engine.dispose()
 
 
 def _progress() -> Progress:
