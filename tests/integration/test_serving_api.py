@@ -775,8 +775,9 @@ def test_ready_is_503_until_a_model_is_loaded(project_copy: Path) -> None:
                 "predict": await client.post("/predict", json=ROW),
             }
 
-    try:
-        answers = asyncio.run(calls())
+    try:  # on a thread of its own: a session's Playwright browser keeps a loop on this one
+        with ThreadPoolExecutor(1) as pool:
+            answers = pool.submit(asyncio.run, calls()).result()
     finally:
         gc.unfreeze()  # the app's start-up froze the test process's objects
     assert answers["live"].status_code == 200

@@ -131,8 +131,15 @@ class Tracker:
         import mlflow
         from mlflow.data.pandas_dataset import from_pandas
 
+        from modelcycle.registry._mlflow import retry_busy
+
         dataset = from_pandas(frame, source=source, name=name, targets=target)
-        mlflow.log_input(dataset, context="training", tags={"modelcycle_digest": digest})
+        # two runs logging the same dataset at once race in MLflow's get-or-create: retry
+        retry_busy(
+            lambda: mlflow.log_input(
+                dataset, context="training", tags={"modelcycle_digest": digest}
+            )
+        )
 
     def log_text(self, text: str, path: str) -> None:
         """A text artifact of the parent run (the spec, the model card)."""
