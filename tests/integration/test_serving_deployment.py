@@ -851,3 +851,66 @@ def test_of_two_concurrent_deploys_exactly_one_wins(registered: Path, tmp_path: 
     actions = [e.action for e in commands.history(engine, "rent")]
     assert actions == ["deploy", "abort"] * 3
     engine.dispose()
+
+
+def test_the_servers_controller_rolls_a_failing_ramp_back_without_failing_a_request(
+    registered: Path, tmp_path: Path, launch: Callable[..., Server]
+) -> None:
+    """A ramp of v3 (which raises on half the traffic here) meets the in-server controller.
+
+    The error gate fails on the first evaluations, the failure limit (2) is reached, and the
+    controller rolls v3 back, records why and opens an alert; every request is answered 200.
+    """
+    import sqlalchemy as sa
+
+    from modelcycle.config.spec import load_project
+    from modelcycle.demo_live import quick_rollouts
+    from modelcycle.store.schema import alerts
+
+    root = tmp_path / "rent"
+    shutil.copytree(registered, root)
+    quick_rollouts(root / "modelcycle.toml")  # evaluations every second, 2 s per step
+    engine = _engine(root)
+    (tmp_path / "logs").mkdir()
+    started = launch(root, tmp_path / "logs", MODELCYCLE_CONTROLLER="true")
+    try:
+        started.wait_ready(90)
+        plan = commands.plan_from_spec(load_project(root).spec.deployment)
+        commands.deploy(
+            engine, "rent", RAISES, "ramp", plan, tracking_uri=_tracking_uri(root), actor="test"
+        )
+        rows = _rows(60, seed=21)
+        statuses: list[int] = []
+        seen: set[tuple[str, str]] = set()
+        with httpx.Client(base_url=started.url, timeout=30) as client:
+
+            def rolled_back() -> bool:
+                for i, row in enumerate(rows):
+                    response = client.post("/predict", json={**row, "area": HUGE} if i % 2 else row)
+                    statuses.append(response.status_code)
+                    body = response.json()
+                    seen.add((body["version"], body["arm"]))
+                return commands.status(engine, "rent").status == "rolled_back"
+
+            _until("the controller to roll v3 back", rolled_back, timeout=60, every=0.0)
+            after = _answer(client, rows[0])
+        state = commands.status(engine, "rent")
+        events = commands.history(engine, "rent")
+        with engine.connect() as conn:
+            opened = conn.execute(
+                sa.select(alerts.c.rule, alerts.c.model_version, alerts.c.status)
+            ).all()
+    finally:
+        started.stop()
+        engine.dispose()
+
+    assert set(statuses) == {200}, "no request failed while the candidate did"
+    assert ("3", "canary") in seen, "v3 answered part of the traffic before it was rolled back"
+    assert (state.stable_version, state.candidate_version) == ("1", None)
+    assert (after["version"], after["arm"]) == ("1", "stable")
+    actions = [(e.action, e.actor) for e in events]
+    assert ("gate_failed", "controller") in actions
+    assert actions[-1] == ("auto_rollback", "controller")
+    assert "error_rate" in (events[-1].reason or "")
+    assert ("deployment_gate", "3", "open") in opened
+    assert resolve_version("rent@champion", tracking_uri=_tracking_uri(root)) == 1
