@@ -87,44 +87,14 @@ def read_table(
         DataError: Missing, empty or unreadable file, wrong delimiter, duplicate column names.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise DataError(
-            f"data file {path} does not exist", "check the path (data.path in the spec)"
-        )
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a data file", "give a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(
-            f"data file {path} is empty (0 bytes)", "give a file with a header and rows"
-        )
-    with path.open("rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-    if path.suffix.lower() in PARQUET_SUFFIXES or head.startswith(b"PAR1"):
+    head = read_head(path, "check the path (data.path in the spec)")
+    if is_parquet(path, head):
         return normalise(_read_parquet(path), str(path), [])
-    if b"\x00" in head:
-        raise DataError(
-            f"{path} is not a CSV or Parquet file (it holds binary data)",
-            "export the data as CSV (UTF-8) or Parquet",
-        )
-    enc, notes = sniff_encoding(path, head, encoding)
-    text = head.decode(enc, errors="replace")
-    sep = delimiter or sniff_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    check_header(path, header, sep, text)
+    options, notes = csv_options(path, head, encoding=encoding, delimiter=delimiter)
     try:
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            encoding=enc,
-            keep_default_na=False,
-            na_values=[""],
-            skipinitialspace=True,
-        )
+        frame = pd.read_csv(path, **options)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(
-            f"cannot parse {path} as CSV with delimiter {sep!r}: {str(err).strip()}",
-            "check the delimiter (data.delimiter) and that every row has the same number of fields",
-        ) from None
+        raise csv_error(path, options["sep"], err) from None
     if frame.empty:
         raise DataError(f"{path} has a header but no rows", "give a file with at least one row")
     return normalise(frame, str(path), notes)
@@ -208,6 +178,73 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     if frame.empty:
         raise DataError(f"{path} has no rows", "give a file with at least one row")
     return frame
+
+
+def read_head(path: Path, hint: str = "check the path") -> bytes:
+    """The first bytes of a data file, once it is known to exist, be a file and not be empty.
+
+    Raises:
+        DataError: Missing, a folder, or empty; ``hint`` is the fix for a missing file.
+    """
+    if not path.exists():
+        raise DataError(f"data file {path} does not exist", hint)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder, not a data file", "give a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"data file {path} is empty (0 bytes)", "give a file with a header and rows"
+        )
+    with path.open("rb") as handle:
+        return handle.read(_SNIFF_BYTES)
+
+
+def is_parquet(path: Path, head: bytes) -> bool:
+    """Whether a file is Parquet (by suffix or magic bytes).
+
+    Raises:
+        DataError: It is neither Parquet nor text.
+    """
+    if path.suffix.lower() in PARQUET_SUFFIXES or head.startswith(b"PAR1"):
+        return True
+    if b"\x00" in head:
+        raise DataError(
+            f"{path} is not a CSV or Parquet file (it holds binary data)",
+            "export the data as CSV (UTF-8) or Parquet",
+        )
+    return False
+
+
+def csv_options(
+    path: Path, head: bytes, *, encoding: str | None = None, delimiter: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
+    """``pandas.read_csv`` keyword arguments for a CSV file, and notes about what was sniffed.
+
+    The encoding and delimiter are sniffed from ``head`` unless given; the header is checked.
+
+    Raises:
+        DataError: Undecodable text, a wrong delimiter, duplicate column names, no rows.
+    """
+    enc, notes = sniff_encoding(path, head, encoding)
+    text = head.decode(enc, errors="replace")
+    sep = delimiter or sniff_delimiter(text)
+    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
+    check_header(path, header, sep, text)
+    options = {
+        "sep": sep,
+        "encoding": enc,
+        "keep_default_na": False,
+        "na_values": [""],
+        "skipinitialspace": True,
+    }
+    return options, notes
+
+
+def csv_error(path: Path, sep: str, err: Exception) -> DataError:
+    """The one message for a CSV file pandas cannot parse."""
+    return DataError(
+        f"cannot parse {path} as CSV with delimiter {sep!r}: {str(err).strip()}",
+        "check the delimiter (data.delimiter) and that every row has the same number of fields",
+    )
 
 
 def sniff_encoding(path: Path, head: bytes, encoding: str | None) -> tuple[str, list[str]]:

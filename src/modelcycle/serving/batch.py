@@ -22,9 +22,7 @@ leaves a half-written output behind.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -41,10 +39,11 @@ from sqlalchemy.engine import Engine
 from modelcycle.data.io import (
     CSV_SUFFIXES,
     PARQUET_SUFFIXES,
-    check_header,
+    csv_error,
+    csv_options,
+    is_parquet,
     normalise,
-    sniff_delimiter,
-    sniff_encoding,
+    read_head,
 )
 from modelcycle.errors import DataError, plural
 from modelcycle.registry.store import LoadedModel
@@ -57,7 +56,6 @@ REASON_COLUMN = "reason"
 REQUEST_ID_COLUMN = "request_id"
 BATCH_ID_HEX = 16
 """Hex digits of a batch id (64 random bits: ids of different jobs never meet)."""
-_SNIFF_BYTES = 1 << 20
 
 Format = Literal["csv", "tsv", "parquet"]
 
@@ -393,16 +391,11 @@ def read_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
     Raises:
         DataError: The file is missing, a folder, empty, binary, or unreadable.
     """
-    head = _head(path)
-    if path.suffix.lower() in PARQUET_SUFFIXES or head.startswith(b"PAR1"):
+    head = read_head(path)
+    if is_parquet(path, head):
         yield from _parquet_chunks(path, chunk_size)
-        return
-    if b"\x00" in head:
-        raise DataError(
-            f"{path} is not a CSV or Parquet file (it holds binary data)",
-            "export the data as CSV (UTF-8) or Parquet",
-        )
-    yield from _csv_chunks(path, head, chunk_size)
+    else:
+        yield from _csv_chunks(path, head, chunk_size)
 
 
 def prefetch(chunks: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -440,44 +433,16 @@ def count_rows(path: Path) -> int | None:
         return None
 
 
-def _head(path: Path) -> bytes:
-    if not path.exists():
-        raise DataError(f"input file {path} does not exist", "check the path")
-    if path.is_dir():
-        raise DataError(f"{path} is a folder, not a data file", "give a CSV or Parquet file")
-    if path.stat().st_size == 0:
-        raise DataError(
-            f"input file {path} is empty (0 bytes)", "give a file with a header and rows"
-        )
-    with path.open("rb") as handle:
-        return handle.read(_SNIFF_BYTES)
-
-
 def _csv_chunks(path: Path, head: bytes, chunk_size: int) -> Iterator[pd.DataFrame]:
-    encoding, _ = sniff_encoding(path, head, None)
-    text = head.decode(encoding, errors="replace")
-    sep = sniff_delimiter(text)
-    header = next(csv.reader(io.StringIO(text), delimiter=sep), [])
-    check_header(path, header, sep, text)
+    options, _ = csv_options(path, head)
     try:
-        reader = pd.read_csv(
-            path,
-            sep=sep,
-            encoding=encoding,
-            keep_default_na=False,
-            na_values=[""],
-            skipinitialspace=True,
-            chunksize=chunk_size,
-        )
+        reader = pd.read_csv(path, chunksize=chunk_size, **options)
         with reader:
             for frame in reader:
                 if len(frame):  # a file of blank lines after the header yields an empty chunk
                     yield normalise(frame.reset_index(drop=True), str(path), []).frame
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
-        raise DataError(
-            f"cannot parse {path} as CSV with delimiter {sep!r}: {str(err).strip()}",
-            "check that every row has the same number of fields",
-        ) from None
+        raise csv_error(path, options["sep"], err) from None
 
 
 def _parquet_chunks(path: Path, chunk_size: int) -> Iterator[pd.DataFrame]:
