@@ -214,3 +214,47 @@ def sample_rows(n: int = 5, seed: int = 7) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
     return rows
+
+
+def register_pipeline(project: Path, pipeline: Any = None) -> int:
+    """Register ``pipeline`` (default: rent/1's own) with rent/1's metadata as a new version.
+
+    Seconds, not a training run: for tests that need more versions of the served model.
+    """
+    import pandas as pd
+
+    from modelcycle.registry.bundle import ModelBundle
+    from modelcycle.registry.store import load_model, register
+
+    settings = Settings.load(project)
+    uri, artifacts = settings.mlflow_tracking_uri, settings.artifact_dir
+    assert uri is not None
+    assert artifacts is not None
+    current = load_model("rent/1", tracking_uri=uri)
+    bundle = ModelBundle(
+        name=current.name,
+        pipeline=current.pipeline if pipeline is None else pipeline,
+        schema=current.schema,
+        task=current.task,
+        metric=current.metric,
+        metrics={
+            name: {k: v for k, v in values.items() if v is not None}
+            for name, values in current.metrics.items()
+        },
+        baseline=current.baseline,
+        profile=current.profile,
+        candidate=current.candidate,
+        params=current.params,
+        data_digest=current.manifest["data_digest"],
+        spec_hash=current.manifest["spec_hash"],
+        training_rows=current.manifest["training_rows"],
+        input_example=pd.DataFrame(sample_rows(2)),
+        slices=current.slices,
+    )
+    return register(bundle, tracking_uri=uri, artifact_dir=artifacts).version
+
+
+@pytest.fixture(scope="session")
+def registers() -> Callable[..., int]:
+    """``registers(project, pipeline=None) -> version``: see :func:`register_pipeline`."""
+    return register_pipeline

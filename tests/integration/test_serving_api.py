@@ -44,8 +44,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from modelcycle.config.settings import Settings
-from modelcycle.registry.bundle import ModelBundle
-from modelcycle.registry.store import load_model, register, set_alias
+from modelcycle.registry.store import load_model, set_alias
 from modelcycle.store import make_engine, window
 
 RowsFactory = Callable[..., list[dict[str, Any]]]
@@ -123,13 +122,16 @@ def servers(
     served_project: Path,
     tmp_path_factory: pytest.TempPathFactory,
     launch_server: Callable[..., Server],
+    registers: Callable[..., int],
 ) -> Iterator[Servers]:
     """Both module servers, each on its own copy of the served project, started in parallel."""
     with pytest.MonkeyPatch.context() as env:  # as tests/conftest.py does for each test
         for key in [k for k in os.environ if k.startswith("MODELCYCLE_")]:
             if not key.startswith("MODELCYCLE_TEST_"):
                 env.delenv(key)
-        yield from _start_servers(request, served_project, tmp_path_factory, launch_server)
+        yield from _start_servers(
+            request, served_project, tmp_path_factory, launch_server, registers
+        )
 
 
 def _start_servers(
@@ -137,6 +139,7 @@ def _start_servers(
     served_project: Path,
     tmp_path_factory: pytest.TempPathFactory,
     launch: Callable[..., Server],
+    registers: Callable[..., int],
 ) -> Iterator[Servers]:
     projects = []
     for name in ("shared", "restricted"):
@@ -161,7 +164,7 @@ def _start_servers(
             },
             wait=False,
         )
-        second = pool.submit(_register_second_version, projects[0])
+        second = pool.submit(registers, projects[0])
         try:
             shared.wait_ready(120)
             restricted.wait_ready(120)
@@ -169,39 +172,6 @@ def _start_servers(
         finally:
             shared.stop()
             restricted.stop()
-
-
-def _register_second_version(project: Path) -> int:
-    """Register the champion's pipeline again as a new version (seconds, not a training run).
-
-    Training a second model takes much longer, and a quick one (a linear model) does not beat
-    the baseline, so ``train`` would not register it.
-    """
-    settings = Settings.load(project)
-    uri = _tracking_uri(project)
-    current = load_model("rent/1", tracking_uri=uri)
-    bundle = ModelBundle(
-        name=current.name,
-        pipeline=current.pipeline,
-        schema=current.schema,
-        task=current.task,
-        metric=current.metric,
-        metrics={
-            name: {k: v for k, v in values.items() if v is not None}
-            for name, values in current.metrics.items()
-        },
-        baseline=current.baseline,
-        profile=current.profile,
-        candidate=current.candidate,
-        params=current.params,
-        data_digest=current.manifest["data_digest"],
-        spec_hash=current.manifest["spec_hash"],
-        training_rows=current.manifest["training_rows"],
-        input_example=pd.DataFrame([ROW]),
-        slices=current.slices,
-    )
-    assert settings.artifact_dir is not None
-    return register(bundle, tracking_uri=uri, artifact_dir=settings.artifact_dir).version
 
 
 @pytest.fixture(scope="module")

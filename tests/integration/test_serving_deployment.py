@@ -44,8 +44,7 @@ from modelcycle.data.examples import rent_apartments
 from modelcycle.deployment import commands
 from modelcycle.deployment.state import DeploymentError, DeploymentState, Event, RolloutPlan
 from modelcycle.deployment.strategies import bucket
-from modelcycle.registry.bundle import ModelBundle
-from modelcycle.registry.store import load_model, register, resolve_version
+from modelcycle.registry.store import load_model, resolve_version
 from modelcycle.store import make_engine, upgrade, window
 
 pytestmark = pytest.mark.slow
@@ -67,31 +66,6 @@ def _rows(n: int, seed: int = 7) -> list[dict[str, Any]]:
     )
     rows: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
     return rows
-
-
-def _bundle(project: Path, pipeline: Any) -> ModelBundle:
-    """A bundle with rent/1's metadata and ``pipeline`` (registering it takes a second)."""
-    current = load_model("rent/1", tracking_uri=_tracking_uri(project))
-    return ModelBundle(
-        name=current.name,
-        pipeline=pipeline,
-        schema=current.schema,
-        task=current.task,
-        metric=current.metric,
-        metrics={
-            name: {k: v for k, v in values.items() if v is not None}
-            for name, values in current.metrics.items()
-        },
-        baseline=current.baseline,
-        profile=current.profile,
-        candidate=current.candidate,
-        params=current.params,
-        data_digest=current.manifest["data_digest"],
-        spec_hash=current.manifest["spec_hash"],
-        training_rows=current.manifest["training_rows"],
-        input_example=pd.DataFrame(_rows(2)),
-        slices=current.slices,
-    )
 
 
 def _raising(pipeline: Pipeline) -> Pipeline:
@@ -136,12 +110,12 @@ def _strict(pipeline: Pipeline) -> Pipeline:
 
 
 @pytest.fixture(scope="module")
-def registered(served_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def registered(
+    served_project: Path, tmp_path_factory: pytest.TempPathFactory, registers: Callable[..., int]
+) -> Path:
     """The served project with versions 2 (same), 3 (raises), 4 (NaN), 5 (strict) registered."""
     root = tmp_path_factory.mktemp("deployment") / "rent"
     shutil.copytree(served_project, root)
-    settings = Settings.load(root)
-    assert settings.artifact_dir is not None
     stable = load_model("rent/1", tracking_uri=_tracking_uri(root)).pipeline
     for expected, pipeline in (
         (SAME, stable),
@@ -149,12 +123,7 @@ def registered(served_project: Path, tmp_path_factory: pytest.TempPathFactory) -
         (NAN, _nan(stable)),
         (STRICT, _strict(stable)),
     ):
-        version = register(
-            _bundle(root, pipeline),
-            tracking_uri=_tracking_uri(root),
-            artifact_dir=settings.artifact_dir,
-        ).version
-        assert str(version) == expected
+        assert str(registers(root, pipeline)) == expected
     return root
 
 
