@@ -243,8 +243,6 @@ class MicroBatcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="predict")
-        self.batches = 0
-        self.rows = 0
 
     async def predict(
         self, predictor: Predictor, columns: Columns, records: Records | None = None
@@ -305,8 +303,6 @@ class MicroBatcher:
             job = self._pending.pop(0)
             jobs.append(job)
             rows += job.rows
-        self.batches += 1
-        self.rows += rows
         return jobs
 
 

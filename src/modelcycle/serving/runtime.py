@@ -114,7 +114,6 @@ class Serving:
     failure: str | None = None
     batcher: MicroBatcher = field(default_factory=MicroBatcher)
     metrics: ServingMetrics = field(init=False)
-    started: float = field(default_factory=time.time)
     _loaded: dict[str, Predictor] = field(default_factory=dict, repr=False)
     _smoked: set[str] = field(default_factory=set, repr=False)
     _counter: int = field(default=-1, repr=False)
