@@ -258,3 +258,66 @@ def register_pipeline(project: Path, pipeline: Any = None) -> int:
 def registers() -> Callable[..., int]:
     """``registers(project, pipeline=None) -> version``: see :func:`register_pipeline`."""
     return register_pipeline
+
+
+def log_traffic(
+    engine: Any,
+    model: Any,
+    frame: Any,
+    *,
+    start: Any,
+    seconds: float = 3600.0,
+    labelled: float = 0.0,
+    arm: str = "stable",
+    seed: int = 0,
+) -> list[str]:
+    """Log ``model``'s predictions on ``frame`` as served traffic spread over ``seconds``.
+
+    Predictions and OOD flags are the model's own (as the server logs them); a share
+    ``labelled`` of the rows also gets its true ``rent`` as a label. Returns the request ids.
+    """
+    from datetime import timedelta
+
+    import numpy as np
+
+    from modelcycle.data.records import LabelRecord
+    from modelcycle.store.predictions import insert_labels, insert_prediction_rows
+
+    features = frame.drop(columns=["rent", "address", "zip"], errors="ignore")
+    predicted = model.predict(features)["prediction"].to_numpy(dtype=float)
+    ood = model.ood.score(features[model.feature_names]).records()
+    records = json.loads(features.to_json(orient="records"))
+    rng = np.random.default_rng(seed)
+    offsets = np.sort(rng.uniform(0, seconds, len(frame)))
+    ids = [f"{arm}-{seed}-{i}" for i in range(len(frame))]
+    rows = [
+        {
+            "request_id": ids[i],
+            "row": 0,
+            "created_at": start + timedelta(seconds=float(offsets[i])),
+            "model_name": model.name,
+            "model_version": str(model.version),
+            "arm": arm,
+            "features": records[i],
+            "prediction": float(predicted[i]),
+            "latency_ms": float(rng.gamma(2.0, 1.5)),
+            "ood": ood[i],
+            "record_id": f"{ids[i]}-r",
+        }
+        for i in range(len(frame))
+    ]
+    chosen = rng.random(len(frame)) < labelled
+    truth = frame["rent"].to_numpy(dtype=float) if "rent" in frame else predicted
+    with engine.begin() as conn:
+        insert_prediction_rows(conn, rows)
+        insert_labels(
+            conn,
+            [LabelRecord(request_id=ids[i], label=float(truth[i])) for i in np.flatnonzero(chosen)],
+        )
+    return ids
+
+
+@pytest.fixture(scope="session")
+def logs_traffic() -> Callable[..., list[str]]:
+    """``logs_traffic(engine, model, frame, start=...)``: see :func:`log_traffic`."""
+    return log_traffic

@@ -15,13 +15,13 @@ import pytest
 from modelcycle.data.records import LabelRecord, PredictionRecord
 from modelcycle.deployment.compare import (
     ArmComparison,
-    class_names,
     compare_arms,
     compare_frame,
     psi,
     write_report,
 )
 from modelcycle.deployment.stats import ArmStats, prediction_psi
+from modelcycle.monitoring.performance import class_names
 from modelcycle.store import insert_labels, insert_predictions, make_engine, upgrade
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

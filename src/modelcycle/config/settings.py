@@ -116,6 +116,11 @@ class Settings(BaseSettings):
         description="Flush the prediction spool to disk on every request (survives power "
         "loss, not only a crash; slower).",
     )
+    alert_webhook_url: str | None = Field(
+        default=None,
+        description="Post every new or resolved alert here as JSON (Slack-compatible `text` "
+        "field); retried with backoff, never breaks monitoring. Unset: alerts go to the log.",
+    )
 
     _split_predict = field_validator("predict_api_keys", "admin_api_keys", mode="before")(
         _split_keys

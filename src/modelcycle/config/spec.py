@@ -380,10 +380,137 @@ class DriftSpec(_Section):
         return self
 
 
-class MonitoringSpec(_Section):
-    """``[monitoring]``: thresholds of the monitoring runs (drift for now)."""
+class AlertsSpec(_Section):
+    """``[monitoring.alerts]``: the rules a monitoring run evaluates, and their thresholds.
 
+    Each rule opens at most one alert per model (per feature for ``feature_drift``) until a
+    later run finds it no longer firing, which resolves it. ``docs/monitoring.md`` lists them.
+    """
+
+    feature_psi: float = Field(
+        default=0.25, gt=0, description="A feature's PSI that opens a 'feature_drift' alert."
+    )
+    ood_rate: float = Field(
+        default=0.05, gt=0, le=1, description="Share of out-of-distribution rows: warning."
+    )
+    ood_rate_critical: float = Field(
+        default=0.2, gt=0, le=1, description="Share of out-of-distribution rows: critical."
+    )
+    metric_drop: float = Field(
+        default=0.1,
+        gt=0,
+        description="Relative worsening of the realised (or estimated) metric against the "
+        "model's test metric that opens a warning, e.g. 0.1 = 10% worse.",
+    )
+    metric_drop_critical: float = Field(
+        default=0.25, gt=0, description="Relative worsening that makes the alert critical."
+    )
+    min_labels: int = Field(
+        default=50, ge=1, description="Labelled rows before the realised metric is judged."
+    )
+    error_rate: float = Field(
+        default=0.01, gt=0, le=1, description="Share of failed predictions: warning."
+    )
+    p99_latency_ms: float = Field(default=250.0, gt=0, description="p99 latency (ms): warning.")
+    min_requests: int = Field(
+        default=1, ge=1, description="Fewer predictions than this in a window: 'no_traffic'."
+    )
+
+    @model_validator(mode="after")
+    def _ordered_levels(self) -> AlertsSpec:
+        if self.ood_rate > self.ood_rate_critical:
+            raise ValueError("ood_rate must not exceed ood_rate_critical")
+        if self.metric_drop > self.metric_drop_critical:
+            raise ValueError("metric_drop must not exceed metric_drop_critical")
+        return self
+
+
+class MonitoringSpec(_Section):
+    """``[monitoring]``: the monitoring runs: window, schedule, drift and alert thresholds."""
+
+    window: str = Field(default="1h", description="Default window of `modelcycle monitor run`.")
+    every: str = Field(
+        default="5m", description="How often `modelcycle monitor watch` / `watch` run it."
+    )
+    min_rows: int = Field(
+        default=200,
+        ge=1,
+        description="Least rows in a window before drift is judged (fewer: too little to tell).",
+    )
+    domain_classifier: bool = Field(
+        default=False,
+        description="Also train a reference-vs-current classifier; its ROC AUC is a multivariate "
+        "drift score.",
+    )
     drift: DriftSpec = Field(default_factory=DriftSpec)
+    alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+
+    @field_validator("window", "every")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class RetrainingSpec(_Section):
+    """``[retraining]``: when the project retrains itself, on what data, and what wins.
+
+    ``modelcycle watch`` evaluates these triggers; ``modelcycle retrain`` runs one retraining.
+    A schema break never triggers one: it needs a person.
+    """
+
+    auto: bool = Field(
+        default=True, description="Let `modelcycle watch` retrain when a trigger fires."
+    )
+    schedule: str | None = Field(
+        default=None,
+        description="Retrain on a schedule: an interval ('7d') or a cron line ('0 3 * * 1').",
+    )
+    on_drift: bool = Field(default=True, description="An open drift alert triggers a retrain.")
+    on_metric_drop: bool = Field(
+        default=True, description="An open (realised or estimated) metric-drop alert triggers."
+    )
+    min_new_labels: int | None = Field(
+        default=None,
+        ge=1,
+        description="Retrain once this many new labels arrived since the last training.",
+    )
+    cooldown: str = Field(default="1h", description="Least time between two retrains.")
+    max_concurrent: int = Field(default=1, ge=1, description="Retrains running at once.")
+    recent_window: str = Field(
+        default="7d", description="Labelled production data of this period joins the training."
+    )
+    recent_weight: float = Field(
+        default=1.0,
+        gt=0,
+        description="How much each recent labelled row counts against an original one "
+        "(2.0: twice; rows are resampled).",
+    )
+    min_improvement: float = Field(
+        default=0.0,
+        ge=0,
+        description="The challenger must beat the champion's metric on recent data by this "
+        "relative margin, and not lose by more than it on the original test part.",
+    )
+    deploy: Strategy | Literal["none"] = Field(
+        default="ramp",
+        description="How a winning challenger is deployed; 'none' only registers it.",
+    )
+
+    @field_validator("cooldown", "recent_window")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str | None) -> str | None:
+        from modelcycle.config.schedule import parse_schedule
+
+        if value is not None:
+            parse_schedule(value)
+        return value
 
 
 def parse_duration(text: str) -> float:
@@ -416,6 +543,7 @@ class ProjectSpec(_Section):
     training: TrainingSpec = Field(default_factory=TrainingSpec)
     deployment: DeploymentSpec = Field(default_factory=DeploymentSpec)
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    retraining: RetrainingSpec = Field(default_factory=RetrainingSpec)
 
     @field_validator("name")
     @classmethod

@@ -32,7 +32,12 @@ import numpy as np
 import pandas as pd
 
 from modelcycle.config.spec import Task
-from modelcycle.deployment.stats import ArmStats, class_keys, infer_task, prediction_psi
+from modelcycle.deployment.stats import ArmStats, infer_task, prediction_psi
+from modelcycle.monitoring.performance import (
+    class_keys,
+    class_names,
+    realised_metrics,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -47,8 +52,6 @@ HISTOGRAM_BINS = 30
 """Bins of the prediction histograms, shared by every arm."""
 LATENCY_QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 PREDICTION_QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95}
-PROBABILITY_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier")
-"""Classification metrics computed from logged probabilities (threshold-free)."""
 MAX_FLIPS = 20
 """Flipped-class pairs listed per agreement (the most frequent ones)."""
 
@@ -275,11 +278,6 @@ def psi(reference: Any, current: Any, task: Task = "regression") -> float:
     return math.nan if value is None else value
 
 
-def class_names(values: pd.Series[Any]) -> pd.Series[Any]:
-    """Classes as text, so ``1``, ``1.0`` and ``"1"`` compare equal (same index)."""
-    return pd.Series(class_keys(values), index=values.index, dtype=object)
-
-
 ArmKey = tuple[str, str]
 
 
@@ -342,35 +340,6 @@ def _summarise(key: ArmKey, rows: pd.DataFrame, task: Task, edges: np.ndarray) -
         labelled=len(labelled),
         metrics=realised_metrics(labelled, task),
     )
-
-
-def realised_metrics(labelled: pd.DataFrame, task: Task) -> dict[str, float]:
-    """Metrics of the labelled, successfully predicted rows (empty when there are none).
-
-    Regression: MAE, RMSE, R² and MAPE. Classification: the accuracy of the logged classes, and
-    the threshold-free ROC AUC, PR AUC, log loss and Brier score when every row logged its
-    probabilities.
-    """
-    from modelcycle.metrics import classification_metrics, regression_metrics
-
-    if labelled.empty:
-        return {}
-    if task == "regression":
-        truth = pd.to_numeric(labelled["label"], errors="coerce").to_numpy(dtype="float64")
-        pred = labelled["prediction"].to_numpy(dtype="float64")
-        keep = np.isfinite(truth) & np.isfinite(pred)
-        return regression_metrics(truth[keep], pred[keep]) if keep.any() else {}
-    truth_names = class_names(labelled["label"])
-    metrics = {"accuracy": float((truth_names == class_names(labelled["prediction"])).mean())}
-    probabilities = labelled["probabilities"]
-    if probabilities.notna().all():
-        proba = pd.DataFrame.from_records(probabilities.tolist(), index=labelled.index)
-        classes = sorted(str(c) for c in proba.columns)
-        proba.columns = [str(c) for c in proba.columns]
-        matrix = proba[classes].fillna(0.0).to_numpy(dtype="float64")
-        scored = classification_metrics(truth_names.to_numpy(), matrix, classes=classes)
-        metrics.update({name: scored[name] for name in PROBABILITY_METRICS})
-    return metrics
 
 
 def _agreement(

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from modelcycle.config.spec import Task
 from modelcycle.data.schema import FeatureSchema
+from modelcycle.monitoring.performance import class_keys
 from modelcycle.monitoring.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -241,16 +242,6 @@ def _outcomes(values: pd.Series, task: Task) -> np.ndarray:
         finite: np.ndarray = numbers[np.isfinite(numbers)]
         return finite
     return class_keys(values)
-
-
-def class_keys(values: pd.Series) -> np.ndarray:
-    """Class values as text keys: ``1``, ``1.0`` and ``"1"`` all become ``"1"``."""
-    keys = values.astype(str).to_numpy(dtype=object)
-    numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-    whole = np.isfinite(numbers) & (np.floor(numbers) == numbers)
-    if whole.any():
-        keys[whole] = numbers[whole].astype("int64").astype(str)
-    return keys
 
 
 def _losses(predicted: pd.Series, truth: pd.Series, task: Task) -> np.ndarray:

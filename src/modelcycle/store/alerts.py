@@ -7,8 +7,9 @@ problem again while its alert is active returns the existing alert instead of a 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -72,3 +73,72 @@ def open_alert(
         sa.select(alerts.c.id).where(alerts.c.dedup_key == dedup_key).where(ACTIVE_ALERT)
     ).scalar_one()
     return int(existing), False
+
+
+AlertStatus = Literal["open", "acknowledged", "resolved"]
+
+
+def list_alerts(
+    conn: Connection,
+    model_name: str | None = None,
+    *,
+    status: AlertStatus | Literal["active", "all"] = "active",
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first, as dicts of the table's columns.
+
+    Args:
+        conn: An open connection.
+        model_name: Only this model's alerts; every model's when None.
+        status: ``active`` (open or acknowledged: the default), one status, or ``all``.
+        limit: At most this many.
+    """
+    query = sa.select(alerts).order_by(alerts.c.opened_at.desc(), alerts.c.id.desc())
+    if model_name is not None:
+        query = query.where(alerts.c.model_name == model_name)
+    if status == "active":
+        query = query.where(ACTIVE_ALERT)
+    elif status != "all":
+        query = query.where(alerts.c.status == status)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def acknowledge_alert(conn: Connection, alert_id: int) -> dict[str, Any] | None:
+    """Mark an open alert acknowledged (a person is on it); it stays active until resolved.
+
+    Returns:
+        The alert after the change, or None when no alert has that id. Acknowledging an
+        acknowledged or resolved alert changes nothing.
+    """
+    conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id == alert_id)
+        .where(alerts.c.status == "open")
+        .values(status="acknowledged")
+    )
+    row = conn.execute(sa.select(alerts).where(alerts.c.id == alert_id)).first()
+    return dict(row._mapping) if row is not None else None
+
+
+def resolve_alerts(
+    conn: Connection, dedup_keys: Collection[str], *, resolved_at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Resolve the active alerts with these deduplication keys.
+
+    Returns:
+        The alerts resolved by this call (as they are now).
+    """
+    if not dedup_keys:
+        return []
+    active = sa.and_(alerts.c.dedup_key.in_(sorted(dedup_keys)), ACTIVE_ALERT)
+    ids = [int(i) for i in conn.execute(sa.select(alerts.c.id).where(active)).scalars()]
+    if not ids:
+        return []
+    when = as_utc(resolved_at) if resolved_at else utc_now()
+    conn.execute(
+        sa.update(alerts).where(alerts.c.id.in_(ids)).values(status="resolved", resolved_at=when)
+    )
+    rows = conn.execute(sa.select(alerts).where(alerts.c.id.in_(ids)).order_by(alerts.c.id))
+    return [dict(row._mapping) for row in rows]

@@ -305,40 +305,8 @@ def window(
     """
     if last is not None and last < 1:
         raise ValueError(f"last must be a positive number of predictions, got {last}")
-    p, lab = predictions, labels
-    columns: list[sa.ColumnElement[Any]] = [
-        p.c.id,
-        p.c.request_id,
-        p.c.row,
-        p.c.created_at,
-        p.c.model_name,
-        p.c.model_version,
-        p.c.arm,
-    ]
-    if with_features:
-        columns.append(p.c.features)
-    columns += [
-        p.c.prediction,
-        p.c.prediction_label,
-        p.c.probabilities,
-        p.c.latency_ms,
-        p.c.ood,
-        p.c.error,
-        lab.c.label,
-        lab.c.label_text,
-        lab.c.created_at.label("label_at"),
-        lab.c.source.label("label_source"),
-    ]
-    joined = p.outerjoin(lab, sa.and_(lab.c.request_id == p.c.request_id, lab.c.row == p.c.row))
-    query = sa.select(*columns).select_from(joined).where(p.c.model_name == model_name)
-    if version is not None:
-        query = query.where(_matches(p.c.model_version, version))
-    if arm is not None:
-        query = query.where(_matches(p.c.arm, arm))
-    if since is not None:
-        query = query.where(p.c.created_at >= as_utc(since))
-    if until is not None:
-        query = query.where(p.c.created_at < as_utc(until))
+    query = _window_query(model_name, version, arm, since, until, with_features=with_features)
+    p = predictions
     if last is not None:
         query = query.order_by(p.c.created_at.desc(), p.c.id.desc()).limit(last)
     else:
@@ -349,6 +317,116 @@ def window(
     if last is not None:
         rows.reverse()
     return _window_frame(pd.DataFrame.from_records(rows, columns=names))
+
+
+def window_chunks(
+    conn: Connection,
+    model_name: str,
+    version: str | Collection[str] | None = None,
+    arm: str | Collection[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last: int | None = None,
+    *,
+    chunk_rows: int = 50_000,
+) -> Iterator[pd.DataFrame]:
+    """:func:`window` in chunks of at most ``chunk_rows`` rows, in log order, features included.
+
+    Memory stays bounded by the chunk whatever the window's size: each chunk is one keyset
+    query (``id > last id seen``). With ``last``, the window is the newest ``last`` rows.
+    """
+    if last is not None and last < 1:
+        raise ValueError(f"last must be a positive number of predictions, got {last}")
+    p = predictions
+    base = _window_query(model_name, version, arm, since, until, with_features=True)
+    after: int | None = None
+    if last is not None:
+        ids = _window_query(model_name, version, arm, since, until, columns=[p.c.id])
+        cutoff = conn.execute(ids.order_by(p.c.id.desc()).offset(last - 1).limit(1)).scalar()
+        after = int(cutoff) - 1 if cutoff is not None else None
+    while True:
+        query = base if after is None else base.where(p.c.id > after)
+        result = conn.execute(query.order_by(p.c.id).limit(chunk_rows))
+        names = list(result.keys())
+        rows = list(result.all())
+        if not rows:
+            return
+        yield _window_frame(pd.DataFrame.from_records(rows, columns=names))
+        if len(rows) < chunk_rows:
+            return
+        after = int(rows[-1][0])
+
+
+def window_span(
+    conn: Connection,
+    model_name: str,
+    version: str | Collection[str] | None = None,
+    arm: str | Collection[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    last: int | None = None,
+) -> tuple[int, datetime | None, datetime | None]:
+    """How many rows a :func:`window` holds, and its first and last ``created_at`` (UTC)."""
+    p = predictions
+    ids = _window_query(model_name, version, arm, since, until, columns=[p.c.id])
+    if last is not None:
+        ids = ids.order_by(p.c.id.desc()).limit(last)
+    chosen = ids.subquery()
+    query = sa.select(
+        sa.func.count(), sa.func.min(p.c.created_at), sa.func.max(p.c.created_at)
+    ).where(p.c.id.in_(sa.select(chosen.c.id)))
+    count, first, latest = conn.execute(query).one()
+    return int(count), _utc_or_none(first), _utc_or_none(latest)
+
+
+def _utc_or_none(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # aggregates skip SQLAlchemy's type processing on SQLite
+        value = datetime.fromisoformat(value)
+    return as_utc(value)
+
+
+def _window_query(
+    model_name: str,
+    version: str | Collection[str] | None,
+    arm: str | Collection[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    with_features: bool = True,
+    columns: list[sa.ColumnElement[Any]] | None = None,
+) -> sa.Select[Any]:
+    """The filtered select of :func:`window` (prediction columns joined with their labels)."""
+    p, lab = predictions, labels
+    if columns is None:
+        columns = [p.c.id, p.c.request_id, p.c.row, p.c.created_at, p.c.model_name]
+        columns += [p.c.model_version, p.c.arm]
+        if with_features:
+            columns.append(p.c.features)
+        columns += [
+            p.c.prediction,
+            p.c.prediction_label,
+            p.c.probabilities,
+            p.c.latency_ms,
+            p.c.ood,
+            p.c.error,
+            lab.c.label,
+            lab.c.label_text,
+            lab.c.created_at.label("label_at"),
+            lab.c.source.label("label_source"),
+        ]
+    joined = p.outerjoin(lab, sa.and_(lab.c.request_id == p.c.request_id, lab.c.row == p.c.row))
+    query = sa.select(*columns).select_from(joined).where(p.c.model_name == model_name)
+    if version is not None:
+        query = query.where(_matches(p.c.model_version, version))
+    if arm is not None:
+        query = query.where(_matches(p.c.arm, arm))
+    if since is not None:
+        query = query.where(p.c.created_at >= as_utc(since))
+    if until is not None:
+        query = query.where(p.c.created_at < as_utc(until))
+    return query
 
 
 def _matches(

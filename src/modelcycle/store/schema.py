@@ -1,4 +1,4 @@
-"""The operational database's tables: the prediction log, labels, deployments and alerts.
+"""The operational database's tables: the prediction log, labels, deployments, alerts, monitoring.
 
 Declared with SQLAlchemy 2's typed declarative mapping so the columns carry Python types. The
 migrations in :mod:`modelcycle.store.migrations` create exactly these tables (a test compares
@@ -193,10 +193,36 @@ class Alert(Base):
     dedup_key: Mapped[str] = mapped_column(sa.String(255))
 
 
+class MonitoringRun(Base):
+    """One monitoring run: a window of one model version's predictions against its reference.
+
+    ``report`` holds the whole JSON report (per-feature drift, OOD, operations, performance,
+    timeline, histograms); the columns beside it are what lists and charts filter and sort on.
+    """
+
+    __tablename__ = "monitoring_runs"
+    __table_args__ = (sa.Index("ix_monitoring_runs_model_time", "model_name", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime]
+    model_name: Mapped[str] = mapped_column(sa.String(255))
+    model_version: Mapped[str | None] = mapped_column(sa.String(64))
+    window_start: Mapped[datetime | None]
+    window_end: Mapped[datetime | None]
+    n_rows: Mapped[int] = mapped_column(sa.Integer)
+    verdict: Mapped[str] = mapped_column(sa.String(16))
+    dataset_drift_share: Mapped[float | None] = mapped_column(sa.Float)
+    ood_rate: Mapped[float | None] = mapped_column(sa.Float)
+    metric: Mapped[str | None] = mapped_column(sa.String(64))
+    metric_value: Mapped[float | None] = mapped_column(sa.Float)
+    report: Mapped[dict[str, Any]]
+
+
 predictions = cast(sa.Table, Prediction.__table__)
 labels = cast(sa.Table, Label.__table__)
 deployments = cast(sa.Table, Deployment.__table__)
 deployment_events = cast(sa.Table, DeploymentEvent.__table__)
 alerts = cast(sa.Table, Alert.__table__)
-TABLES = ("predictions", "labels", "deployments", "deployment_events", "alerts")
+monitoring_runs = cast(sa.Table, MonitoringRun.__table__)
+TABLES = ("predictions", "labels", "deployments", "deployment_events", "alerts", "monitoring_runs")
 """Every table the migrations create, in creation order."""

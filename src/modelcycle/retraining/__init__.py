@@ -1,0 +1,1 @@
+"""The retraining stage: when to retrain (triggers), on what data, and whether the result wins."""

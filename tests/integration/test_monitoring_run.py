@@ -1,0 +1,191 @@
+"""Monitoring runs over a real prediction log: drift named, alerts opened and resolved, verdicts.
+
+The model is the served project's registered LightGBM rent model; traffic is logged as the
+server logs it (the model's own predictions and OOD flags), from the rent generator's scenarios.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from modelcycle.config.settings import Settings
+from modelcycle.config.spec import MonitoringSpec, load_project
+from modelcycle.data.examples import rent_apartments
+from modelcycle.monitoring.alerts import Notifier
+from modelcycle.monitoring.run import Window, monitor, record, resolve_window
+from modelcycle.registry.store import LoadedModel, load_model
+from modelcycle.store import make_engine, upgrade
+from modelcycle.store.alerts import list_alerts
+from modelcycle.store.monitoring import recent_runs
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+HOUR = Window(NOW - timedelta(hours=1), NOW, None, "the last 1h")
+
+
+@pytest.fixture(autouse=True)
+def _logger(logs_traffic: Any) -> None:
+    global log_traffic  # noqa: PLW0603 - the conftest helper, as a module-level name
+    log_traffic = logs_traffic
+
+
+log_traffic: Any = None
+
+
+@pytest.fixture
+def setup(project_copy: Path) -> Iterator[tuple[sa.Engine, LoadedModel, MonitoringSpec]]:
+    settings = Settings.load(project_copy)
+    assert settings.database_url is not None
+    assert settings.mlflow_tracking_uri is not None
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    model = load_model("rent/1", tracking_uri=settings.mlflow_tracking_uri)
+    yield engine, model, load_project(project_copy).spec.monitoring
+    engine.dispose()
+
+
+def run(
+    engine: sa.Engine, model: LoadedModel, policy: MonitoringSpec, window: Window = HOUR
+) -> dict[str, Any]:
+    report = monitor(engine, model, policy, window, now=window.until, chunk_rows=700)
+    return record(engine, report, policy, Notifier()).report
+
+
+def traffic(engine: sa.Engine, model: LoadedModel, scenario: str, rows: int, **kw: Any) -> None:
+    seed = kw.pop("seed", 5)
+    frame = rent_apartments(rows, seed=seed, scenario=scenario, messy=False)
+    log_traffic(engine, model, frame, start=kw.pop("start", HOUR.since), seed=seed, **kw)
+
+
+def active_rules(engine: sa.Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {alert["rule"] for alert in list_alerts(conn, "rent")}
+
+
+def test_unchanged_traffic_is_healthy_and_the_run_is_stored(setup: Any) -> None:
+    engine, model, policy = setup
+    traffic(engine, model, "baseline", 3_000, labelled=0.5)
+    report = run(engine, model, policy)
+    assert report["verdict"] == "healthy", report["reasons"]
+    assert report["n_rows"] == 3_000
+    assert report["drift"]["drifted"] == []
+    assert 0.4 < report["performance"]["label_coverage"] < 0.6
+    realised = report["performance"]["realised"]["mae"]
+    assert realised == pytest.approx(report["performance"]["reference"]["mae"], rel=0.35)
+    assert sum(period["rows"] for period in report["timeline"]) == 3_000
+    assert report["ood"]["rate"] < policy.alerts.ood_rate
+    assert active_rules(engine) == set()
+    with engine.connect() as conn:
+        (stored,) = recent_runs(conn, "rent", with_report=True)
+    assert stored["verdict"] == "healthy"
+    assert stored["report"]["n_rows"] == 3_000
+
+
+@pytest.mark.parametrize(
+    ("scenario", "rule", "feature"),
+    [
+        ("new_neighborhood", "feature_drift", "neighborhood"),
+        ("bigger_apartments", "feature_drift", "area"),
+        ("missing_spike", "feature_drift", "area"),
+        ("schema_break", "schema_break", "area"),
+    ],
+)
+def test_scenarios_open_alerts_naming_the_feature(
+    setup: Any, scenario: str, rule: str, feature: str
+) -> None:
+    engine, model, policy = setup
+    frame = rent_apartments(5_000, seed=9, scenario=scenario, messy=False)
+    if scenario == "schema_break":  # area renamed, rooms sent as text: the model cannot answer
+        _log_broken(engine, model, frame)
+    else:
+        log_traffic(engine, model, frame, start=HOUR.since)
+    report = run(engine, model, policy)
+    named = {(a["rule"], a["feature"]) for a in report["alerts"]}
+    assert (rule, feature) in named, report["reasons"]
+    assert report["verdict"] in ("degraded", "failing")
+    assert rule in active_rules(engine)
+    if scenario == "schema_break":
+        assert report["verdict"] == "failing"
+
+
+def _log_broken(engine: sa.Engine, model: LoadedModel, frame: Any) -> None:
+    """Log rows whose ``area`` vanished and ``rooms`` became text, as a batch log would."""
+    from modelcycle.store.predictions import insert_prediction_rows
+
+    records = frame.drop(columns=["rent", "address", "zip"], errors="ignore").to_dict("records")
+    rows = [
+        {
+            "request_id": f"broken-{i}",
+            "created_at": HOUR.since + timedelta(seconds=i * 0.5),
+            "model_name": "rent",
+            "model_version": str(model.version),
+            "features": {k: (None if v != v else v) for k, v in record.items()},
+            "prediction": 1500.0,
+            "record_id": f"broken-{i}",
+        }
+        for i, record in enumerate(records)
+    ]
+    with engine.begin() as conn:
+        insert_prediction_rows(conn, rows)
+
+
+def test_inflation_is_seen_through_labels_and_the_alert_resolves_later(setup: Any) -> None:
+    engine, model, policy = setup
+    traffic(engine, model, "inflation", 5_000, labelled=0.6)
+    report = run(engine, model, policy)
+    perf = report["performance"]
+    assert perf["realised_change"] > policy.alerts.metric_drop
+    assert "metric_drop" in {a["rule"] for a in report["alerts"]}
+    assert report["drift"]["target"]["verdict"] == "drift"
+    assert report["drift"]["drifted"] == []  # the features did not move: only the rents did
+    assert "metric_drop" in active_rules(engine)
+
+    later = Window(NOW + timedelta(hours=1), NOW + timedelta(hours=2), None, "the next hour")
+    traffic(engine, model, "baseline", 3_000, labelled=0.6, start=later.since, seed=6)
+    calm = run(engine, model, policy, later)
+    assert calm["verdict"] == "healthy", calm["reasons"]
+    with engine.connect() as conn:
+        resolved = list_alerts(conn, "rent", status="resolved")
+    assert "metric_drop" in {alert["rule"] for alert in resolved}
+    assert active_rules(engine) == set()
+
+
+def test_too_few_rows_judge_operations_but_not_drift_and_keep_drift_alerts(setup: Any) -> None:
+    engine, model, policy = setup
+    traffic(engine, model, "bigger_apartments", 3_000)
+    assert "feature_drift" in {a["rule"] for a in run(engine, model, policy)["alerts"]}
+    later = Window(NOW + timedelta(hours=1), NOW + timedelta(hours=2), None, "the next hour")
+    traffic(engine, model, "baseline", 50, start=later.since, seed=3)
+    report = run(engine, model, policy, later)
+    assert report["drift"] is None
+    assert "fewer than min_rows" in report["drift_skipped"]
+    assert "feature_drift" not in report["evaluated_rules"]
+    assert "feature_drift" in active_rules(engine)  # not judged, so not resolved
+
+
+def test_no_traffic_and_last_n_windows(setup: Any) -> None:
+    engine, model, policy = setup
+    report = run(engine, model, policy)
+    assert report["verdict"] == "degraded"
+    assert [a["rule"] for a in report["alerts"]] == ["no_traffic"]
+    traffic(engine, model, "baseline", 1_000)
+    newest = resolve_window(None, 400, now=NOW)
+    report = run(engine, model, policy, newest)
+    assert report["n_rows"] == 400
+    assert report["window"]["last"] == 400
+    assert "no_traffic" not in active_rules(engine)
+
+
+def test_resolve_window_refuses_unclear_requests() -> None:
+    with pytest.raises(ValueError, match="not both"):
+        resolve_window("1h", 10)
+    with pytest.raises(ValueError, match="not both"):
+        resolve_window(None, None)
+    with pytest.raises(ValueError, match="duration"):
+        resolve_window("soon", None)
+    assert resolve_window("2h", None, now=NOW).since == NOW - timedelta(hours=2)
