@@ -13,6 +13,7 @@ from modelcycle.cli import data as data_cli
 from modelcycle.cli import db as db_cli
 from modelcycle.cli import deploy as deploy_cli
 from modelcycle.cli import models as models_cli
+from modelcycle.cli import monitor as monitor_cli
 from modelcycle.cli import predict as predict_cli
 from modelcycle.cli import serve as serve_cli
 from modelcycle.cli import train as train_cli
@@ -42,6 +43,8 @@ app.add_typer(deploy_cli.rollout_app, name="rollout")
 app.command("rollback")(deploy_cli.rollback)
 app.add_typer(deploy_cli.deployments_app, name="deployments")
 app.command("controller")(deploy_cli.controller)
+app.add_typer(monitor_cli.monitor_app, name="monitor")
+app.add_typer(monitor_cli.alerts_app, name="alerts")
 
 
 def _version(value: bool) -> None:
