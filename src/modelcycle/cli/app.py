@@ -15,6 +15,7 @@ from modelcycle.cli import deploy as deploy_cli
 from modelcycle.cli import models as models_cli
 from modelcycle.cli import monitor as monitor_cli
 from modelcycle.cli import predict as predict_cli
+from modelcycle.cli import retrain as retrain_cli
 from modelcycle.cli import serve as serve_cli
 from modelcycle.cli import train as train_cli
 from modelcycle.cli._shared import STATE, console
@@ -45,6 +46,8 @@ app.add_typer(deploy_cli.deployments_app, name="deployments")
 app.command("controller")(deploy_cli.controller)
 app.add_typer(monitor_cli.monitor_app, name="monitor")
 app.add_typer(monitor_cli.alerts_app, name="alerts")
+app.command("retrain")(retrain_cli.retrain)
+app.command("watch")(retrain_cli.watch)
 
 
 def _version(value: bool) -> None:

@@ -486,11 +486,25 @@ class RetrainingSpec(_Section):
         description="How much each recent labelled row counts against an original one "
         "(2.0: twice; rows are resampled).",
     )
+    recent_holdout: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="Share of the recent labelled rows (the newest) kept out of training to "
+        "compare challenger and champion on.",
+    )
     min_improvement: float = Field(
         default=0.0,
         ge=0,
-        description="The challenger must beat the champion's metric on recent data by this "
-        "relative margin, and not lose by more than it on the original test part.",
+        description="The challenger must beat the champion's metric on the recent held-out "
+        "rows by this relative margin (on the test part when there are no recent labels).",
+    )
+    max_test_loss: float = Field(
+        default=0.25,
+        ge=0,
+        description="... and may be worse on the project's original test part by at most this "
+        "share: that part shows the past, which a model adapted to a changed world may fit a "
+        "little less well.",
     )
     deploy: Strategy | Literal["none"] = Field(
         default="ramp",

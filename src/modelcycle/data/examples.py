@@ -297,16 +297,19 @@ def _check_size(rows: int, seed: int) -> None:
         )
 
 
-def _check_scenario(scenario: str) -> None:
-    """Raise a :class:`DataError` that names the valid scenarios for an unknown ``scenario``."""
-    if scenario in SCENARIOS:
-        return
-    close = difflib.get_close_matches(str(scenario), SCENARIOS, n=1)
-    suggestion = f"; did you mean {close[0]!r}?" if close else ""
-    raise DataError(
-        f"unknown scenario {scenario!r}{suggestion}",
-        f"use one of: {', '.join(SCENARIOS)}",
-    )
+def _check_scenario(scenario: str) -> set[str]:
+    """The scenarios of ``"a+b"``; a :class:`DataError` names the valid ones for an unknown one."""
+    wanted = set(str(scenario).split("+"))
+    for name in sorted(wanted):
+        if name in SCENARIOS:
+            continue
+        close = difflib.get_close_matches(name, SCENARIOS, n=1)
+        suggestion = f"; did you mean {close[0]!r}?" if close else ""
+        raise DataError(
+            f"unknown scenario {name!r}{suggestion}",
+            f"use one of: {', '.join(SCENARIOS)}, or several joined by '+'",
+        )
+    return wanted
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +516,8 @@ def rent_apartments(
             ``inflation`` (rents +8 %), ``new_neighborhood`` (10 % of rows in the unseen
             :data:`NEW_NEIGHBORHOOD`), ``bigger_apartments`` (areas x1.35), ``missing_spike``
             (40 % of ``area`` missing) or ``schema_break`` (``area`` renamed to ``surface_m2`` and
-            ``rooms`` written as text such as ``"3 rooms"``).
+            ``rooms`` written as text such as ``"3 rooms"``); several joined by ``+``
+            (``"inflation+new_neighborhood"``) apply together.
         messy: Plant duplicate rows, impossible construction years, ``"None"`` strings, missing
             values and outliers at the rates of the module constants. ``False`` gives the same
             apartments without them.
@@ -528,7 +532,7 @@ def rent_apartments(
         DataError: ``rows`` < 1, a negative seed, or an unknown scenario.
     """
     _check_size(rows, seed)
-    _check_scenario(scenario)
+    scenarios = _check_scenario(scenario)
     n = int(rows)
     feature_rng, noise_rng, messy_rng, scenario_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(4)
@@ -557,7 +561,7 @@ def rent_apartments(
     zip_letters = feature_rng.integers(0, len(_ZIP_LETTERS), size=(n, 2))
     z_noise = noise_rng.standard_normal(n)
 
-    if scenario == "new_neighborhood":
+    if "new_neighborhood" in scenarios:
         (moved,) = _pick(scenario_rng, n, NEW_NEIGHBORHOOD_SHARE)
         hood[moved] = len(names) - 1
 
@@ -565,7 +569,7 @@ def rent_apartments(
     level = np.array([info.level for info in infos])[hood]
     area_factor = np.array([info.area_factor for info in infos])[hood]
     area = np.clip(_AREA_MEDIAN * area_factor * np.exp(_AREA_SIGMA * z_area), *_AREA_BOUNDS)
-    if scenario == "bigger_apartments":
+    if "bigger_apartments" in scenarios:
         area = area * AREA_SCALE
     area = np.round(area, 1)
 
@@ -623,7 +627,7 @@ def rent_apartments(
         extras=extras,
         facilities=has_facility,
     )
-    if scenario == "inflation":
+    if "inflation" in scenarios:
         expected = expected * (1.0 + INFLATION_RATE)
     rent = _round_to(expected * np.exp(RENT_NOISE_SIGMA * z_noise), 5.0)
 
@@ -668,12 +672,12 @@ def rent_apartments(
         _plant_problems(columns, messy_rng, n)
 
     # 6. Scenario changes applied to the finished file.
-    if scenario == "missing_spike":
+    if "missing_spike" in scenarios:
         (gone,) = _pick(scenario_rng, n, MISSING_SPIKE_RATE)
         spiked = np.asarray(columns[MISSING_SPIKE_COLUMN], dtype=np.float64).copy()
         spiked[gone] = np.nan
         columns[MISSING_SPIKE_COLUMN] = spiked
-    elif scenario == "schema_break":
+    if "schema_break" in scenarios:
         room_text = [f"{count} room" if count == 1 else f"{count} rooms" for count in range(9)]
         columns["rooms"] = _coded(room_text, np.asarray(columns["rooms"]))
         columns = {SCHEMA_BREAK_RENAMES.get(name, name): values for name, values in columns.items()}

@@ -8,6 +8,7 @@ beats the best baseline by the spec's margin.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,6 +56,20 @@ class TrainingError(ModelcycleError):
 
 
 @dataclass
+class ExtraTraining:
+    """Rows added to the training part only (e.g. labelled production data for a retrain).
+
+    They join the train part after the split, so validation and test stay the project's own
+    (comparable with earlier versions), and they count when the schema is inferred (a new
+    category becomes known). Logged as a second MLflow dataset input with its digest.
+    """
+
+    frame: pd.DataFrame
+    source: str
+    digest: str
+
+
+@dataclass
 class TrainOptions:
     """What the command line can change for one run."""
 
@@ -64,6 +79,7 @@ class TrainOptions:
     track: bool = True
     register: bool = True
     report: Path | None = None
+    extra: ExtraTraining | None = None
 
 
 @dataclass
@@ -79,6 +95,24 @@ class TrainOutcome:
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    test: tuple[pd.DataFrame, pd.Series] | None = field(default=None, repr=False)
+    """The test part's features and target (what every version of the project is scored on)."""
+    registrar: Callable[[str | None], RegisteredVersion] | None = field(default=None, repr=False)
+
+    def register_model(self) -> RegisteredVersion:
+        """Register the winner now (after a run with ``register=False``), into its MLflow run.
+
+        Raises:
+            TrainingError: The winner did not beat the baseline, so it cannot be registered.
+        """
+        if self.registrar is None:
+            raise TrainingError(
+                "the winner did not beat the baseline, so there is nothing to register",
+                "look at the evaluation report",
+            )
+        if self.registered is None:
+            self.registered = self.registrar(self.run_id)
+        return self.registered
 
 
 @dataclass(frozen=True)
@@ -173,7 +207,9 @@ def train(
     dataset = read_source(spec.data, project.root, options.data)
     _stop_on_validation_errors(dataset, spec)
     frame = prepare(dataset.frame, spec, notes)
-    schema = schema_for_spec(frame, spec, source=dataset.source, data_digest=dataset.digest)
+    extra = prepare(options.extra.frame, spec, notes) if options.extra is not None else None
+    seen = frame if extra is None else pd.concat([frame, extra], ignore_index=True)
+    schema = schema_for_spec(seen, spec, source=dataset.source, data_digest=dataset.digest)
     task: Task = schema.task or "regression"
     metric = spec.resolved_metric(task)
     classes = sorted(frame[spec.target].unique().tolist()) if task == "classification" else None
@@ -197,6 +233,9 @@ def train(
             notes.append(f"{col.name}: {col.n_unique:,} levels, target-encoded")
     X = {k: v[inputs] for k, v in parts.parts().items()}  # noqa: N806
     y = {k: v[spec.target] for k, v in parts.parts().items()}
+    if extra is not None:
+        X["train"] = pd.concat([X["train"], extra[inputs]], ignore_index=True)
+        y["train"] = pd.concat([y["train"], extra[spec.target]], ignore_index=True)
     ctx = FitContext(
         schema=schema,
         task=task,
@@ -241,6 +280,15 @@ def train(
         tracker.log_dataset(
             frame, source=dataset.source, name=spec.name, digest=dataset.digest, target=spec.target
         )
+        if options.extra is not None and extra is not None:
+            tracker.log_params({"extra_rows": len(extra), "extra_source": options.extra.source})
+            tracker.log_dataset(
+                extra,
+                source=options.extra.source,
+                name=f"{spec.name}-production",
+                digest=options.extra.digest,
+                target=spec.target,
+            )
         with single_threaded_openmp():
             results, finals, trials = _fit_all(
                 candidates,
@@ -262,29 +310,32 @@ def train(
         tracker.set_tags(
             {"modelcycle.winner": evaluation.winner, "modelcycle.passed": str(evaluation.passed)}
         )
-        registered = None
-        if evaluation.passed and options.register:
-            registered = _register(
+        outcome = TrainOutcome(
+            evaluation=evaluation,
+            schema=schema,
+            pipeline=finals[evaluation.winner].pipeline,
+            report=report,
+            run_id=tracker.run_id,
+            notes=notes,
+            test=(X["test"], y["test"]),
+        )
+        if evaluation.passed:
+            outcome.registrar = functools.partial(
+                _register,
                 spec,
                 project,
                 settings,
                 schema,
                 evaluation,
-                finals[evaluation.winner].pipeline,
+                outcome.pipeline,
                 X,
                 y,
                 dataset,
             )
-    return TrainOutcome(
-        evaluation=evaluation,
-        schema=schema,
-        pipeline=finals[evaluation.winner].pipeline,
-        report=report,
-        registered=registered,
-        run_id=tracker.run_id,
-        notes=notes,
-        seconds=time.perf_counter() - start,
-    )
+            if options.register:
+                outcome.register_model()
+    outcome.seconds = time.perf_counter() - start
+    return outcome
 
 
 def single_threaded_openmp() -> Any:
@@ -521,6 +572,7 @@ def _register(
     X: dict[str, pd.DataFrame],  # noqa: N803
     y: dict[str, pd.Series],
     dataset: Dataset,
+    run_id: str | None = None,
 ) -> RegisteredVersion:
     from modelcycle.monitoring.ood import OODDetector
     from modelcycle.monitoring.profile import reference_profile
@@ -562,6 +614,7 @@ def _register(
         bundle,
         tracking_uri=settings.mlflow_tracking_uri or "",
         artifact_dir=settings.artifact_dir or settings.state_dir,
+        run_id=run_id,
     )
 
 

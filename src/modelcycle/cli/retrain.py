@@ -1,0 +1,167 @@
+"""``modelcycle retrain`` and ``modelcycle watch``: continuous training and the closed loop.
+
+``retrain`` trains a challenger on the project's data plus recent labelled production data,
+compares it with the serving version on the same rows, and hands a winner to the deployment
+policy (``[retraining]`` and ``[deployment]`` in the spec). ``watch`` runs monitoring, alert
+evaluation, the retraining triggers and the rollout controller in one long-running process.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from modelcycle.cli._shared import STATE, console, migrated_store
+
+if TYPE_CHECKING:
+    from modelcycle.retraining.loop import RetrainResult
+    from modelcycle.retraining.triggers import RetrainDecision
+
+BudgetOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Tuning budget instead of the spec's, e.g. '4 trials' or '2m'.", show_default=False
+    ),
+]
+STATUS_STYLE = {
+    "deployed": "green",
+    "registered": "green",
+    "rejected": "yellow",
+    "failed": "red",
+    "abandoned": "yellow",
+}
+
+
+def retrain(
+    reason: Annotated[
+        str, typer.Option(help="Why: recorded with every event of this retrain.")
+    ] = "manual request",
+    budget: BudgetOpt = None,
+) -> None:
+    """Retrain now: challenger vs the serving version on recent data; a winner is rolled out.
+
+    Blocked while a schema break alert is open (fix the data first) or a retrain is running.
+    """
+    from datetime import UTC, datetime
+
+    from modelcycle.errors import ProjectError
+    from modelcycle.monitoring.jobs import MonitorJob
+    from modelcycle.registry.store import describe
+    from modelcycle.retraining.loop import retrain as run_retrain
+    from modelcycle.retraining.loop import retrain_state
+    from modelcycle.retraining.triggers import should_retrain
+    from modelcycle.training.console import TrainingProgress
+
+    project = STATE.project()
+    settings = STATE.settings()
+    name = project.spec.name
+    with migrated_store() as engine:
+        job = MonitorJob(engine, settings, project, name)
+        version = job.version()
+        created = describe(f"{name}/{version}", tracking_uri=job.tracking_uri).created
+        now = datetime.now(UTC)
+        state = retrain_state(engine, name, created, version=version, now=now, manual_reason=reason)
+        decision = should_retrain(state, project.spec.retraining, now)
+        if not decision.retrain:
+            raise ProjectError(
+                f"retrain blocked: {decision.reason}",
+                "handle what blocks it (modelcycle alerts list), then run it again",
+            )
+        console.print(f"Retraining {name} (serving v{version}): {reason}", highlight=False)
+        with TrainingProgress(console) as progress:
+            result = run_retrain(
+                project,
+                settings,
+                engine,
+                reason=reason,
+                actor=_actor(),
+                budget=budget,
+                progress=progress.update,
+            )
+    print_retrain(result)
+
+
+def print_retrain(result: RetrainResult) -> None:
+    """The retrain's outcome and the comparison behind it."""
+    from rich.table import Table
+
+    style = STATUS_STYLE[result.status]
+    who = f" v{result.challenger}" if result.challenger else ""
+    console.print(
+        f"[{style} bold]{result.status}[/]{who} — {result.reason} ({result.seconds:.0f} s, "
+        f"{result.recent_rows:,} recent labelled rows)",
+        highlight=False,
+    )
+    if result.verdict is None or not result.verdict.scores:
+        return
+    table = Table(title=f"challenger vs champion v{result.champion} ({result.verdict.metric})")
+    for header in ("rows", "champion", "challenger", "change", "count"):
+        table.add_column(header, justify="right" if header != "rows" else "left")
+    for part, both in result.verdict.scores.items():
+        table.add_row(
+            part,
+            f"{both['champion']:,.4g}",
+            f"{both['challenger']:,.4g}",
+            f"{result.verdict.gains[part]:+.1%}",
+            f"{result.verdict.rows[part]:,}",
+        )
+    console.print(table)
+    if result.status == "deployed":
+        console.print(
+            "Rolling out under the deployment gates: modelcycle rollout status "
+            f"{result.model_name}",
+            highlight=False,
+        )
+
+
+def watch(budget: BudgetOpt = None) -> None:
+    """Keep the model healthy: monitoring, alerts, retraining triggers and the rollout controller.
+
+    Runs until SIGINT (Ctrl+C) or SIGTERM. Several may run: one leads (a database lock), the
+    others stand by and take over if it stops. A retrain running when it stops is abandoned at
+    its next step and recorded as such.
+    """
+    from modelcycle.cli.monitor import print_result
+    from modelcycle.retraining.watch import Watcher
+
+    project = STATE.project()
+    spec = project.spec
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with migrated_store() as engine:
+        watcher = Watcher(
+            project,
+            STATE.settings(),
+            engine,
+            budget=budget,
+            on_run=print_result,
+            on_decision=_print_decision,
+            on_retrain=print_retrain,
+        )
+        console.print(
+            f"Watching [bold]{spec.name}[/]: monitoring every {spec.monitoring.every} over "
+            f"{spec.monitoring.window}, rollouts every {spec.deployment.evaluation_interval}, "
+            f"retraining {'automatic' if spec.retraining.auto else 'off'}. Ctrl+C stops.",
+            highlight=False,
+        )
+        try:
+            watcher.run(stop)  # on Ctrl+C it still stops a retrain and releases the lock
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    console.print(f"Watch stopped after {watcher.runs} monitoring runs.", highlight=False)
+
+
+def _print_decision(decision: RetrainDecision) -> None:
+    if decision.trigger is not None or decision.retrain:
+        console.print(f"  retraining: {decision.reason}", highlight=False)
+
+
+def _actor() -> str:
+    from modelcycle.cli.deploy import actor
+
+    return actor()
