@@ -304,6 +304,34 @@ def current_profile(
     )
 
 
+def histogram(
+    reference: NumericProfile | CategoricalProfile, current: NumericProfile | CategoricalProfile
+) -> dict[str, Any]:
+    """One column's reference and current counts on the reference's bins (JSON, for charts).
+
+    Numeric: ``{"kind": "numeric", "edges": inner edges, "reference": counts, "current":
+    counts}``; categorical: the reference's categories then ``"other"``.
+    """
+    if isinstance(reference, NumericProfile) and isinstance(current, NumericProfile):
+        return {
+            "kind": "numeric",
+            "edges": list(reference.edges),
+            "reference": list(reference.counts),
+            "current": list(current.counts),
+        }
+    assert isinstance(reference, CategoricalProfile)
+    assert isinstance(current, CategoricalProfile)
+    return {
+        "kind": "categorical",
+        "categories": [*reference.frequencies, "other"],
+        "reference": [*reference.frequencies.values(), reference.other_count],
+        "current": [
+            *(current.frequencies.get(k, 0) for k in reference.frequencies),
+            current.other_count,
+        ],
+    }
+
+
 def merge(a: Profile, b: Profile) -> Profile:
     """Add up two profiles made with the same bins and categories (two windows of one reference).
 

@@ -33,10 +33,10 @@ from modelcycle.monitoring.performance import (
     relative_change,
 )
 from modelcycle.monitoring.profile import (
-    CategoricalProfile,
     NumericProfile,
     Profile,
     current_profile,
+    histogram,
     merge,
 )
 from modelcycle.store.monitoring import save_run
@@ -154,23 +154,7 @@ def record(
         notifier: Where alert changes go.
     """
     evaluation = evaluate_rules(report, policy.alerts)
-    performance = report["performance"]
-    drift = report.get("drift")
-    window = report["window"]
-    row = {
-        "created_at": datetime.fromisoformat(report["created_at"]),
-        "model_name": report["model_name"],
-        "model_version": report["model_version"],
-        "window_start": _time(window.get("start")),
-        "window_end": _time(window.get("end")),
-        "n_rows": report["n_rows"],
-        "verdict": report["verdict"],
-        "dataset_drift_share": drift["dataset_drift_share"] if drift else None,
-        "ood_rate": report["ood"]["rate"],
-        "metric": performance["metric"],
-        "metric_value": performance["value"],
-        "report": report,
-    }
+    row = run_row(report)
     with engine.begin() as conn:
         run_id = save_run(conn, row)
         changes = apply_findings(
@@ -178,6 +162,27 @@ def record(
         )
     notifier.send(changes)
     return RunResult(run_id, report, changes)
+
+
+def run_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The ``monitoring_runs`` row of a report: its summary columns and the whole report."""
+    drift = report.get("drift") or {}
+    window = report["window"]
+    performance = report.get("performance") or {}
+    return {
+        "created_at": datetime.fromisoformat(report["created_at"]),
+        "model_name": report["model_name"],
+        "model_version": report["model_version"],
+        "window_start": _time(window.get("start")),
+        "window_end": _time(window.get("end")),
+        "n_rows": report["n_rows"],
+        "verdict": report["verdict"],
+        "dataset_drift_share": drift.get("dataset_drift_share"),
+        "ood_rate": (report.get("ood") or {}).get("rate"),
+        "metric": performance.get("metric"),
+        "metric_value": performance.get("value"),
+        "report": report,
+    }
 
 
 def _time(text: str | None) -> datetime | None:
@@ -361,6 +366,11 @@ class _Accumulator:
             "performance": self._performance(),
             "timeline": self._timeline(),
             "histograms": self._histograms(),
+            "limits": {
+                **policy.alerts.model_dump(),
+                "dataset_drift_share": policy.drift.dataset_drift_share,
+                "min_rows": policy.min_rows,
+            },
         }
 
     def _schema(self) -> dict[str, dict[str, float]]:
@@ -454,12 +464,12 @@ class _Accumulator:
         ref, cur = self.reference, self.profile
         return {
             "features": {
-                name: _histogram(ref.columns[name], column) for name, column in cur.columns.items()
+                name: histogram(ref.columns[name], column) for name, column in cur.columns.items()
             },
-            "prediction": _histogram(ref.prediction, cur.prediction)
+            "prediction": histogram(ref.prediction, cur.prediction)
             if ref.prediction is not None and cur.prediction is not None
             else None,
-            "target": _histogram(ref.target, self.target.target)
+            "target": histogram(ref.target, self.target.target)
             if ref.target is not None and self.target is not None and self.target.target
             else None,
         }
@@ -476,27 +486,6 @@ class _Accumulator:
             return None
         result = domain_drift(reference_frame, current, self.model.schema)
         return result.as_dict()
-
-
-def _histogram(
-    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile
-) -> dict[str, Any]:
-    if isinstance(ref, NumericProfile) and isinstance(cur, NumericProfile):
-        return {
-            "kind": "numeric",
-            "edges": ref.edges,
-            "reference": ref.counts,
-            "current": cur.counts,
-        }
-    assert isinstance(ref, CategoricalProfile)
-    assert isinstance(cur, CategoricalProfile)
-    categories = list(ref.frequencies)
-    return {
-        "kind": "categorical",
-        "categories": [*categories, "other"],
-        "reference": [*(ref.frequencies[c] for c in categories), ref.other_count],
-        "current": [*(cur.frequencies.get(c, 0) for c in categories), cur.other_count],
-    }
 
 
 def _histogram_quantile(counts: np.ndarray, q: float) -> float | None:

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from modelcycle import __version__
 from modelcycle.config.settings import Settings
 from modelcycle.errors import ModelcycleError
-from modelcycle.serving import admin, mlflow_protocol, native, oip
+from modelcycle.serving import admin, dashboard, mlflow_protocol, native, oip
 from modelcycle.serving.auth import KeyRing
 from modelcycle.serving.inputs import InputError
 from modelcycle.serving.metrics import CONTENT_TYPE
@@ -86,6 +86,7 @@ def create_app(settings: Settings, model: str | None = None) -> FastAPI:
     app.include_router(mlflow_protocol.router)
     app.include_router(oip.router)
     app.include_router(admin.router)
+    app.include_router(dashboard.router)
     app.openapi = lambda: _openapi(app, serving)  # type: ignore[method-assign]
     return app
 
