@@ -201,7 +201,9 @@ def _add_health_routes(app: FastAPI, serving: Serving) -> None:
 
     @app.get("/metrics", tags=["info"], summary="Prometheus metrics.")
     async def metrics() -> Response:
-        return Response(serving.metrics.render(), media_type=CONTENT_TYPE)
+        # rendering may read the monitoring state from the store: keep it off the event loop
+        body = await asyncio.to_thread(serving.metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
 
 
 def _readiness(serving: Serving) -> JSONBytes:

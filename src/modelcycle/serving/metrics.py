@@ -2,11 +2,14 @@
 
 Requests by route, status, model, version and arm; latency histograms; a histogram of predicted
 values (buckets from the training target's quantiles, or probabilities for classifiers); and
-the prediction log's queue depth, spooled and dropped records, read when scraped.
+the prediction log's queue depth, spooled and dropped records, read when scraped; and the
+monitoring state from the store (open alerts by rule and severity, the latest run's verdict,
+drift share, OOD rate and realised metric), read at most every :data:`MONITORING_TTL` seconds.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -58,18 +61,106 @@ class _LogCollector(Collector):
         )
 
 
+MONITORING_TTL = 10.0
+"""Seconds a monitoring snapshot read from the store is reused across scrapes."""
+VERDICT_LEVEL = {"healthy": 0, "degraded": 1, "failing": 2}
+
+
+class _MonitoringCollector(Collector):
+    """Alerts and the latest monitoring run, read from the store at scrape time (cached)."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, Any] | None]) -> None:
+        self._snapshot = snapshot
+        self._cached: tuple[float, dict[str, Any] | None] = (0.0, None)
+
+    def _read(self) -> dict[str, Any] | None:
+        taken, value = self._cached
+        if time.monotonic() - taken > MONITORING_TTL:
+            try:
+                value = self._snapshot()
+            except Exception:  # the store is away: scrape what the server itself knows
+                value = None
+            self._cached = (time.monotonic(), value)
+        return value
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._read()
+        if snapshot is None:
+            return
+        model = snapshot["model"]
+        alerts = GaugeMetricFamily(
+            "modelcycle_open_alerts",
+            "Active (open or acknowledged) alerts by rule and severity.",
+            labels=("model", "rule", "severity"),
+        )
+        for (rule, severity), count in sorted(snapshot["alerts"].items()):
+            alerts.add_metric((model, rule, severity), count)
+        yield alerts
+        run = snapshot.get("run")
+        if run is None:
+            return
+        version = str(run["model_version"])
+        for name, what, value in (
+            (
+                "verdict",
+                "Latest monitoring verdict: 0 healthy, 1 degraded, 2 failing.",
+                VERDICT_LEVEL.get(run["verdict"]),
+            ),
+            (
+                "drift_share",
+                "Share of drifted features in the latest monitoring run.",
+                run["dataset_drift_share"],
+            ),
+            (
+                "ood_rate",
+                "Share of out-of-distribution rows in the latest monitoring run.",
+                run["ood_rate"],
+            ),
+            (
+                "metric",
+                "Realised metric of the latest monitoring run (with labels).",
+                run["metric_value"],
+            ),
+        ):
+            if value is None:
+                continue
+            gauge = GaugeMetricFamily(
+                f"modelcycle_monitoring_{name}", what, labels=("model", "version")
+            )
+            gauge.add_metric((model, version), float(value))
+            yield gauge
+
+
+def monitoring_snapshot(engine: Any, model_name: str) -> dict[str, Any]:
+    """Active alert counts and the latest run's summary, for :class:`ServingMetrics`."""
+    from modelcycle.store.alerts import list_alerts
+    from modelcycle.store.monitoring import recent_runs
+
+    with engine.connect() as conn:
+        active = list_alerts(conn, model_name)
+        runs = recent_runs(conn, model_name, limit=1)
+    counts: dict[tuple[str, str], int] = {}
+    for alert in active:
+        key = (alert["rule"], alert["severity"])
+        counts[key] = counts.get(key, 0) + 1
+    return {"model": model_name, "alerts": counts, "run": runs[0] if runs else None}
+
+
 class ServingMetrics:
     """The server's metrics.
 
     Args:
         log_stats: Returns the prediction log's counters (``None`` before it starts).
         value_buckets: Histogram buckets for predicted values.
+        monitoring: Returns the monitoring snapshot (:func:`monitoring_snapshot`), or ``None``
+            when there is no store.
     """
 
     def __init__(
         self,
         log_stats: Callable[[], LogStats | None],
         value_buckets: tuple[float, ...] = PROBABILITY_BUCKETS,
+        monitoring: Callable[[], dict[str, Any] | None] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         labels = ("route", "status", "model", "version", "arm")
@@ -104,6 +195,8 @@ class ServingMetrics:
             registry=self.registry,
         )
         self.registry.register(_LogCollector(log_stats))
+        if monitoring is not None:
+            self.registry.register(_MonitoringCollector(monitoring))
         self._children: dict[tuple[str, int, str, str, str], tuple[Any, Any]] = {}
 
     def observe(

@@ -122,7 +122,15 @@ class Serving:
     _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self.metrics = ServingMetrics(self.log_stats)
+        self.metrics = ServingMetrics(self.log_stats, monitoring=self.monitoring_snapshot)
+
+    def monitoring_snapshot(self) -> dict[str, Any] | None:
+        """Open alerts and the latest monitoring run of the served model (for ``/metrics``)."""
+        if self.engine is None:
+            return None
+        from modelcycle.serving.metrics import monitoring_snapshot
+
+        return monitoring_snapshot(self.engine, self.model_name)
 
     def log_stats(self) -> LogStats | None:
         """The prediction log's counters, once it runs."""
