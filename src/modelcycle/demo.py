@@ -1,14 +1,17 @@
-"""``modelcycle demo``: the lifecycle on the rent example, as far as it exists today, narrated.
+"""``modelcycle demo``: the whole lifecycle on the rent example, narrated, in one command.
 
-Today: scaffold a project, generate the rent data (with the problems real files have), validate
-it, infer and save the schema, write the EDA report, split the data, train baseline-first with
-tuning and MLflow tracking, register the winner, serve it on a real HTTP server, send new
-listings, post their true rents as labels and read the prediction log back. Each later stage
-extends this same story.
+Scaffold a project, generate the rent data (with the problems real files have), validate it,
+infer and save the schema, write the EDA report, split the data, train baseline-first with
+tuning and MLflow tracking, and register the winner; then the live story of
+:mod:`modelcycle.demo_live` on a real HTTP server: traffic with labels arriving later, a healthy
+monitoring run, a market that moves, alerts, a retrain that beats the champion and ramps up
+through its gates, and a bad version rolled back on its own. It ends with a summary read from
+the stores.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -30,13 +33,7 @@ from modelcycle.data.validation import (
     validate,
     write_html_report,
 )
-from modelcycle.demo_live import (
-    RolloutStory,
-    ServedTraffic,
-    quick_rollouts,
-    ramp_up,
-    serve_and_label,
-)
+from modelcycle.demo_live import LiveStory, live_story, quick_rollouts, step
 from modelcycle.scaffold import init_project
 from modelcycle.training.console import TrainingProgress, render_outcome
 from modelcycle.training.train import TrainOptions, TrainOutcome, train
@@ -58,8 +55,7 @@ class DemoResult:
     split_files: dict[str, Path] = field(default_factory=dict)
     training: TrainOutcome | None = None
     tracking_uri: str = ""
-    served: ServedTraffic | None = None
-    rollout: RolloutStory | None = None
+    live: LiveStory | None = None
     seconds: float = 0.0
 
 
@@ -82,14 +78,14 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
         )
     )
 
-    _step(console, 1, "Define", "scaffold a project and generate the rent data")
+    step(console, 1, "Define", "scaffold a project and generate the rent data")
     made = init_project(root, example="rent", rows=rows)
     quick_rollouts(made.root / "modelcycle.toml")
     project = load_project(made.root)
     result = DemoResult(root=made.root)
     console.print(f"  {rows:,} apartments in {made.data_path}; spec in {project.spec_path}")
 
-    _step(console, 2, "Validate", "check the data against the spec (planted problems expected)")
+    step(console, 2, "Validate", "check the data against the spec (planted problems expected)")
     dataset = read_source(project.spec.data, project.root)
     result.validation = validate(dataset, project.spec)
     render_findings(result.validation, console, least="warning")
@@ -98,7 +94,7 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     )
     console.print(f"  every finding, notes included: {result.reports['validation']}")
 
-    _step(console, 3, "Describe", "infer the FeatureSchema: names, types, roles, ranges")
+    step(console, 3, "Describe", "infer the FeatureSchema: names, types, roles, ranges")
     schema = schema_for_spec(
         dataset.frame, project.spec, source=dataset.source, data_digest=dataset.digest
     )
@@ -107,7 +103,7 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     console.print(f"  {len(schema.features)} features: {features}", highlight=False)
     console.print(f"  saved {result.schema_path} (fingerprint {schema.fingerprint})")
 
-    _step(console, 4, "Explore", "the EDA report (self-contained HTML, works offline)")
+    step(console, 4, "Explore", "the EDA report (self-contained HTML, works offline)")
     with console.status("  building the report..."):
         summary = explore(
             dataset.frame,
@@ -118,7 +114,7 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     render_summary(summary, console)
     result.reports["eda"] = project.root / "reports" / "eda.html"
 
-    _step(console, 5, "Split", "train / valid / test, each part with a digest")
+    step(console, 5, "Split", "train / valid / test, each part with a digest")
     parts = split(
         dataset.frame,
         project.spec.split,
@@ -135,7 +131,7 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
         table.add_row(name, f"{len(frame):,}", parts.digests[name][:12])
     console.print(table)
 
-    _step(console, 6, "Train", "baselines first, then tuned candidates, tracked in MLflow")
+    step(console, 6, "Train", "baselines first, then tuned candidates, tracked in MLflow")
     settings = Settings.load(project.root)
     result.tracking_uri = settings.mlflow_tracking_uri or ""
     options = TrainOptions(budget=parse_budget(FAST_BUDGET if fast else DEFAULT_BUDGET))
@@ -145,23 +141,49 @@ def run_demo(directory: Path | None, *, fast: bool = False, console: Console) ->
     result.reports["evaluation"] = result.training.report
 
     if result.training.registered is not None:
-        _step(console, 7, "Serve", "a real HTTP server on 127.0.0.1; every prediction logged")
-        result.served = serve_and_label(settings, project.spec.name, console, fast=fast)
-        _step(console, 8, "Deploy", "a second version ramps up through its gates, and is promoted")
-        second = train(project, settings, options)
-        if second.registered is not None:
-            result.rollout = ramp_up(settings, project.spec.name, second, console, fast=fast)
+        budget = FAST_BUDGET if fast else DEFAULT_BUDGET
+        result.live = live_story(project, settings, console, fast=fast, budget=budget)
+        result.reports["monitoring"] = project.root / "reports" / "monitor.html"
+        story_file = project.root / "reports" / "demo.json"
+        story_file.write_text(json.dumps(result.live.as_dict(), indent=2))
+        result.reports["demo summary"] = story_file
 
     result.seconds = time.perf_counter() - start
     _summary(console, result)
     return result
 
 
-def _step(console: Console, number: int, title: str, what: str) -> None:
-    console.rule(f"[bold cyan]{number}. {title}[/] — {what}", align="left")
-
-
 def _summary(console: Console, result: DemoResult) -> None:
+    live = result.live
+    if live is not None:
+        story = Table(title="The story, from the stores", box=None, padding=(0, 2))
+        for header in ("phase", "rows", "live MAE", "verdict", "alerts"):
+            story.add_column(header)
+        for phase in live.phases:
+            story.add_row(
+                phase.name,
+                f"{phase.rows:,}",
+                f"{phase.mae:,.0f}",
+                phase.verdict,
+                ", ".join(dict.fromkeys(phase.alerts)) or "none",
+            )
+        console.print(story)
+        retrained = live.retrain
+        if retrained is not None:
+            console.print(
+                f"  retrain: {retrained.status}"
+                + (f" v{retrained.challenger}" if retrained.challenger else "")
+                + f" — {retrained.reason}",
+                highlight=False,
+            )
+        if live.promoted:
+            console.print(f"  v{live.promoted} was promoted by the server's controller")
+        if live.bad_version:
+            console.print(
+                f"  the bad v{live.bad_version} ended {live.bad_status}: "
+                "the gates caught it, no person involved",
+                highlight=False,
+            )
     table = Table(title="What the demo made", show_header=False, box=None, padding=(0, 2))
     table.add_column(style="cyan")
     table.add_column()
@@ -173,14 +195,14 @@ def _summary(console: Console, result: DemoResult) -> None:
         table.add_row(f"{name} split", str(path))
     if result.training is not None and result.training.registered is not None:
         reg = result.training.registered
-        table.add_row(
-            "registered model", f"{reg.name} version {reg.version} ({', '.join(reg.aliases)})"
-        )
+        table.add_row("first model", f"{reg.name} version {reg.version}")
     console.print(table)
     console.print(
-        f"Done in {result.seconds:.1f} s. Deployment strategies, monitoring and retraining are "
-        "on the roadmap (see README: status).\n"
-        f"Next: cd {result.root} && modelcycle serve   (then open http://127.0.0.1:8000/docs)\n"
+        f"Done in {result.seconds:.1f} s.\n"
+        f"Next: cd {result.root} && modelcycle serve   (then open http://127.0.0.1:8000/dashboard "
+        "and /docs)\n"
+        f"      cd {result.root} && modelcycle alerts list; modelcycle deployments history "
+        "rent; modelcycle watch\n"
         f"MLflow UI: cd {result.root} && mlflow ui --backend-store-uri "
         "sqlite:///.modelcycle/mlflow.db --default-artifact-root ./.modelcycle/artifacts/mlflow",
         highlight=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -117,41 +118,57 @@ def test_init_from_user_data(cli, tmp_path: Path) -> None:
 
 
 def test_demo_fast(cli, tmp_path: Path) -> None:
+    started = time.perf_counter()
     run = cli("demo", "--dir", str(tmp_path / "demo"), "--fast")
+    seconds = time.perf_counter() - started
     assert run.code == 0, run.text
     root = tmp_path / "demo"
     for made in ("reports/eda.html", "reports/validation.html", "reports/evaluation.html",
-                 "data/schema.json", "data/splits/train.parquet", "data/splits/test.parquet"):  # fmt: skip
+                 "reports/monitor.html", "data/schema.json", "data/splits/train.parquet"):  # fmt: skip
         assert (root / made).is_file(), made
-    # the story is in the stores, not only in the text: v1 was registered and served, v2 was
-    # ramped up through its gates by the server's controller and promoted
+    # the story is in the stores, not only in the text
     from modelcycle.deployment.commands import history, status
     from modelcycle.registry.store import load_model, resolve_version
     from modelcycle.store import make_engine, window
+    from modelcycle.store.alerts import list_alerts
+    from modelcycle.store.monitoring import recent_runs
 
     uri = f"sqlite:///{root}/.modelcycle/mlflow.db"
     first = load_model("rent/1", tracking_uri=uri)
     assert first.metrics["model"]["mae"] < first.metrics["baseline_dummy"]["mae"]
-    assert resolve_version("rent@champion", tracking_uri=uri) == 2
-    assert resolve_version("rent@previous", tracking_uri=uri) == 1
-
     engine = make_engine(f"sqlite:///{root}/.modelcycle/modelcycle.db")
-    state = status(engine, "rent")
-    assert (state.status, state.stable_version) == ("promoted", "2")
-    actions = [event.action for event in history(engine, "rent")]
-    assert actions[0] == "deploy"
-    assert actions[-1] == "promote"
-    assert actions.count("advance") == 2  # 20% → 50% → 100%, then promoted
     with engine.connect() as conn:
-        logged = window(conn, "rent")
-    engine.dispose()
-    # the serving step: 20 listings in 16 requests, each labelled with its true rent
-    labelled = logged[logged["has_label"]]
-    assert len(labelled) == 20
-    assert labelled["request_id"].nunique() == 16
-    assert set(labelled["model_version"]) == {"1"}
-    # the rollout: both versions answered, the candidate as the canary arm
-    served = logged.groupby(["model_version", "arm"]).size()
-    assert served[("2", "canary")] > 0
-    assert served[("1", "stable")] > 20
+        runs = recent_runs(conn, "rent", with_report=True)
+        alerts = list_alerts(conn, "rent", status="all")
+        logged = window(conn, "rent", with_features=False)
+    # monitoring: the normal market is healthy, the moved one fails with the right alerts
+    assert [r["verdict"] for r in runs[:2]] == ["healthy", "failing"]
+    raised = {(a["rule"], (a["details"] or {}).get("feature")) for a in alerts}
+    assert {("feature_drift", "neighborhood"), ("metric_drop", None), ("ood_rate", None)} <= raised
+    # retrain: triggered by the alerts, the challenger won on recent data and was promoted
+    events = history(engine, "rent")
+    actions = [e.action for e in events]
+    assert actions[:3] == ["retrain_started", "retrain_registered", "deploy"]
+    assert events[0].reason.startswith("retrain on ")
+    comparison = events[1].details["comparison"]
+    assert comparison["wins"]
+    assert comparison["gains"]["recent"] > 0
+    assert actions.index("promote") > actions.index("advance")
+    assert resolve_version("rent@previous", tracking_uri=uri) == 1
+    # the bad version was rolled back by the server's controller, the retrained one serves
+    assert actions[-3:] == ["deploy", "gate_failed", "auto_rollback"]
+    assert events[-1].actor != "demo"
+    assert events[-1].to_version == "2"
+    state = status(engine, "rent")
+    assert (state.status, state.stable_version) == ("rolled_back", "2")
+    assert resolve_version("rent@champion", tracking_uri=uri) == 2
+    # every acknowledged prediction is in the log, once, without errors
+    story = json.loads((root / "reports" / "demo.json").read_text())
+    answered = logged[logged["arm"] != "shadow"]
+    assert len(answered) == story["answered_rows"]
+    assert answered["request_id"].astype(str).add(answered["row"].astype(str)).is_unique
     assert logged["error"].isna().all()
+    labelled = logged[logged["has_label"]]
+    assert len(labelled) == sum(phase["rows"] for phase in story["phases"])
+    engine.dispose()
+    assert seconds < 90, f"demo --fast took {seconds:.0f} s (target: under 60 s here)"

@@ -223,35 +223,16 @@ def register_pipeline(project: Path, pipeline: Any = None) -> int:
     """
     import pandas as pd
 
-    from modelcycle.registry.bundle import ModelBundle
-    from modelcycle.registry.store import load_model, register
+    from modelcycle.registry.store import load_model, register_copy
 
     settings = Settings.load(project)
     uri, artifacts = settings.mlflow_tracking_uri, settings.artifact_dir
     assert uri is not None
     assert artifacts is not None
     current = load_model("rent/1", tracking_uri=uri)
-    bundle = ModelBundle(
-        name=current.name,
-        pipeline=current.pipeline if pipeline is None else pipeline,
-        schema=current.schema,
-        task=current.task,
-        metric=current.metric,
-        metrics={
-            name: {k: v for k, v in values.items() if v is not None}
-            for name, values in current.metrics.items()
-        },
-        baseline=current.baseline,
-        profile=current.profile,
-        candidate=current.candidate,
-        params=current.params,
-        data_digest=current.manifest["data_digest"],
-        spec_hash=current.manifest["spec_hash"],
-        training_rows=current.manifest["training_rows"],
-        input_example=pd.DataFrame(sample_rows(2)),
-        slices=current.slices,
-    )
-    return register(bundle, tracking_uri=uri, artifact_dir=artifacts).version
+    example = pd.DataFrame(sample_rows(2))
+    chosen = current.pipeline if pipeline is None else pipeline
+    return register_copy(current, chosen, example, tracking_uri=uri, artifact_dir=artifacts).version
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,24 @@ def test_no_false_alarms_on_100_unchanged_windows(
     assert feature_drifts == 0
 
 
+def test_small_windows_are_judged_above_their_sampling_noise(
+    reference: tuple[Profile, FeatureSchema],
+) -> None:
+    # 300 rows over facilities' ~50 categories: raw PSI is mostly sampling noise
+    ref, _ = reference
+    raw_alarms = drifted = 0
+    for seed in range(1, 41):
+        report = compare(ref, window(ref, 300, seed))
+        facilities = report.feature("facilities")
+        raw_alarms += facilities.statistics["psi"] >= 0.25
+        assert facilities.statistics["psi_noise"] > 0.1
+        drifted += len(report.drifted)
+    assert raw_alarms >= 5  # what a size-blind threshold would have raised
+    assert drifted <= 1
+    changed = compare(ref, window(ref, 300, seed=3, scenario="new_neighborhood"))
+    assert "neighborhood" in changed.drifted  # a real change still shows at 300 rows
+
+
 def test_a_million_unchanged_rows_are_not_drifted(reference: tuple[Profile, FeatureSchema]) -> None:
     ref, _ = reference
     current = window(ref, 1_000_000, seed=1234)

@@ -156,12 +156,12 @@ ROWS: list[tuple[str, RetrainState, RetrainingSpec, bool, str | None, str | None
      True, "drift", None, "retrain on drift"),
     ("concurrency before cooldown", state(DRIFT, running=1, last_attempt_at=ago(minutes=1)), policy(),
      False, "drift", "concurrency", "concurrency"),
-    # --- cooldown: from the later of the last training and the last attempt; manual skips it
+    # --- cooldown: from the last attempt (not the champion's own training); manual skips it
     ("cooldown after an attempt", state(DRIFT, last_attempt_at=ago(minutes=12)), policy(),
      False, "drift", "cooldown", "cooldown: last retrain 12 min ago, cooldown 1h, 48 min to go; drift waits"),
-    ("cooldown after a training", state(alert("metric_drop", ago(minutes=10)), last_trained_at=ago(minutes=30), last_attempt_at=ago(hours=2)), policy(),
-     False, "metric_drop", "cooldown", "last training 30 min ago, cooldown 1h, 30 min to go"),
-    ("cooldown counts from the later", state(PREDICTION_DRIFT, last_trained_at=ago(hours=5), last_attempt_at=ago(minutes=20)), policy(cooldown="1h"),
+    ("no cooldown after a training", state(alert("metric_drop", ago(minutes=10)), last_trained_at=ago(minutes=30), last_attempt_at=ago(hours=2)), policy(),
+     True, "metric_drop", None, "retrain on metric_drop"),
+    ("cooldown counts from the attempt", state(PREDICTION_DRIFT, last_trained_at=ago(hours=5), last_attempt_at=ago(minutes=20)), policy(cooldown="1h"),
      False, "drift", "cooldown", "last retrain 20 min ago"),
     ("long cooldown", state(PREDICTION_DRIFT, last_attempt_at=ago(hours=2)), policy(cooldown="1d"),
      False, "drift", "cooldown", "last retrain 2 h ago, cooldown 1d, 22 h to go"),
@@ -171,6 +171,10 @@ ROWS: list[tuple[str, RetrainState, RetrainingSpec, bool, str | None, str | None
      False, "schedule", "cooldown", "5 min ago"),
     ("cooldown blocks labels", state(new_labels=2000, last_attempt_at=ago(minutes=5)), LABELS,
      False, "new_labels", "cooldown", "55 min to go; new_labels waits"),
+    ("a rollout blocks", state(DRIFT, rollout="v3 ramping at 50%"), policy(),
+     False, "drift", "rollout", "rollout: v3 ramping at 50%"),
+    ("a rollout blocks manual too", state(manual_reason="now", rollout="v3 canary at 10%"), policy(),
+     False, "manual", "rollout", "rollout: v3 canary at 10%"),
     ("manual skips cooldown", state(DRIFT, manual_reason="now", last_attempt_at=ago(minutes=1)), policy(),
      True, "manual", None, "also firing: drift"),
     ("no cooldown without history", state(DRIFT, last_trained_at=None, last_attempt_at=None), policy(),
@@ -213,6 +217,7 @@ def test_decision_invariants(row: tuple[Any, ...]) -> None:
         "disabled": "disabled: ",
         "concurrency": "concurrency: ",
         "cooldown": "cooldown: ",
+        "rollout": "rollout: ",
         None: "retrain on " if decision.retrain else "no trigger: ",
     }
     assert decision.reason.startswith(starts[decision.blocked_by])

@@ -26,13 +26,6 @@ BudgetOpt = Annotated[
         help="Tuning budget instead of the spec's, e.g. '4 trials' or '2m'.", show_default=False
     ),
 ]
-STATUS_STYLE = {
-    "deployed": "green",
-    "registered": "green",
-    "rejected": "yellow",
-    "failed": "red",
-    "abandoned": "yellow",
-}
 
 
 def retrain(
@@ -86,35 +79,9 @@ def retrain(
 
 def print_retrain(result: RetrainResult) -> None:
     """The retrain's outcome and the comparison behind it."""
-    from rich.table import Table
+    from modelcycle.retraining.console import render_retrain
 
-    style = STATUS_STYLE[result.status]
-    who = f" v{result.challenger}" if result.challenger else ""
-    console.print(
-        f"[{style} bold]{result.status}[/]{who} — {result.reason} ({result.seconds:.0f} s, "
-        f"{result.recent_rows:,} recent labelled rows)",
-        highlight=False,
-    )
-    if result.verdict is None or not result.verdict.scores:
-        return
-    table = Table(title=f"challenger vs champion v{result.champion} ({result.verdict.metric})")
-    for header in ("rows", "champion", "challenger", "change", "count"):
-        table.add_column(header, justify="right" if header != "rows" else "left")
-    for part, both in result.verdict.scores.items():
-        table.add_row(
-            part,
-            f"{both['champion']:,.4g}",
-            f"{both['challenger']:,.4g}",
-            f"{result.verdict.gains[part]:+.1%}",
-            f"{result.verdict.rows[part]:,}",
-        )
-    console.print(table)
-    if result.status == "deployed":
-        console.print(
-            "Rolling out under the deployment gates: modelcycle rollout status "
-            f"{result.model_name}",
-            highlight=False,
-        )
+    render_retrain(result, console)
 
 
 def watch(budget: BudgetOpt = None) -> None:

@@ -188,9 +188,13 @@ def _drift_findings(
         name = feature["name"]
         if name in broken:
             continue
-        psi = (feature.get("statistics") or {}).get("psi")
+        statistics = feature.get("statistics") or {}
+        psi = statistics.get("psi")
+        if psi is not None:  # judged above its sampling noise, as the drift verdict is
+            psi = max(0.0, psi - statistics.get("psi_noise", 0.0))
         if feature["verdict"] == "drift" or (psi is not None and psi >= policy.feature_psi):
-            why = "; ".join(feature["reasons"]) or f"psi {psi:.3f} >= {policy.feature_psi:g}"
+            why = f"psi beyond noise {psi:.3f} >= {policy.feature_psi:g}"
+            why = "; ".join(feature["reasons"]) or why
             found.append(
                 Finding(
                     "feature_drift",

@@ -498,6 +498,57 @@ def register(
     )
 
 
+def register_copy(
+    model: LoadedModel,
+    pipeline: Any,
+    input_example: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    artifact_dir: Path,
+    note: str = "",
+) -> RegisteredVersion:
+    """Register ``pipeline`` as a new version with ``model``'s metadata (schema, profile, OOD, ...).
+
+    For variants of a trained version — the demo's deliberately bad version, tests that need
+    more versions — without a training run.
+
+    Args:
+        model: The loaded version whose metadata the copy keeps.
+        pipeline: The pipeline of the new version.
+        input_example: A few rows of features, for the MLflow signature.
+        tracking_uri: The registry.
+        artifact_dir: Where MLflow keeps artifacts.
+        note: Recorded with the version (``extra.note``).
+    """
+    from modelcycle.registry.bundle import ModelBundle
+
+    bundle = ModelBundle(
+        name=model.name,
+        pipeline=pipeline,
+        schema=model.schema,
+        task=model.task,
+        metric=model.metric,
+        metrics={
+            name: {k: v for k, v in values.items() if v is not None}
+            for name, values in model.metrics.items()
+        },
+        baseline=model.baseline,
+        profile=model.profile,
+        candidate=model.candidate,
+        params=model.params,
+        data_digest=model.manifest["data_digest"],
+        spec_hash=model.manifest["spec_hash"],
+        training_rows=model.manifest["training_rows"],
+        input_example=input_example,
+        threshold=model.threshold,
+        classes=model.classes,
+        slices=model.slices,
+        extra={"copy_of": model.ref, **({"note": note} if note else {})},
+        ood=model.ood,
+    )
+    return register(bundle, tracking_uri=tracking_uri, artifact_dir=artifact_dir)
+
+
 def ensure_experiment(name: str, *, tracking_uri: str, artifact_dir: Path) -> str:
     """The id of the experiment ``name``, created with its artifacts in ``<artifact_dir>/mlflow``.
 

@@ -212,7 +212,6 @@ def keep_copy(recent: RecentData, folder: Path) -> RecentData:
     return RecentData(recent.frame, recent.digest, str(path))
 
 
-
 def weighted(frame: pd.DataFrame, weight: float, seed: int) -> pd.DataFrame:
     """``frame`` with each row counted ``weight`` times on average (whole copies + a sample)."""
     if frame.empty or weight == 1.0:
@@ -261,6 +260,13 @@ def retrain(
     name = spec.name
     now = now or datetime.now(UTC)
     uri = settings.mlflow_tracking_uri or ""
+    with engine.connect() as conn:
+        deployment = st.load(conn, name)
+    if deployment.active:  # its challenger could not be deployed beside the running candidate
+        raise st.DeploymentError(
+            f"{name}: v{deployment.candidate_version} is being rolled out ({deployment.status})",
+            "wait until it is promoted or rolled back, or run `modelcycle rollout abort`",
+        )
     champion = _champion(engine, name, uri)
     _event(engine, name, STARTED, actor, champion.version, None, reason)
 
@@ -475,6 +481,10 @@ def retrain_state(
             if a["model_version"] in (None, version)
         ]
         new_labels = _labels_since(conn, name, trained)
+        deployment = st.load(conn, name)
+    rollout = None
+    if deployment.active:
+        rollout = f"v{deployment.candidate_version} {deployment.status} at {deployment.weight:g}%"
     return RetrainState(
         last_trained_at=trained,
         last_attempt_at=max(started, default=None),
@@ -482,6 +492,7 @@ def retrain_state(
         open_alerts=tuple(alerts),
         new_labels=new_labels,
         manual_reason=manual_reason,
+        rollout=rollout,
     )
 
 

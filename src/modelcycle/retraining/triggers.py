@@ -31,9 +31,11 @@ Blocks, from the most lasting to the most passing (the first that applies is rep
   a manual one too: training on data of the wrong shape cannot help, a person must fix the data
   (or accept the new schema) first. Its age does not matter.
 - ``disabled``: ``auto = false``: automatic triggers are reported but do not retrain.
+- ``rollout``: a rollout is in progress: its candidate is being judged, and a second challenger
+  could not be deployed beside it (manual requests too).
 - ``concurrency``: ``running`` retrains already reach ``max_concurrent`` (manual ones too).
-- ``cooldown``: less than ``cooldown`` since the later of the last training and the last retrain
-  attempt. A manual request skips it, as it skips ``auto = false``.
+- ``cooldown``: less than ``cooldown`` since the last retrain attempt (the champion's own
+  training does not count). A manual request skips it, as it skips ``auto = false``.
 
 ``retrain`` is true exactly when a trigger fired and nothing blocked it.
 """
@@ -49,7 +51,7 @@ from modelcycle.config.spec import RetrainingSpec, parse_duration
 from modelcycle.data.records import as_utc
 
 Trigger = Literal["manual", "schedule", "drift", "metric_drop", "new_labels"]
-Block = Literal["schema_break", "cooldown", "concurrency", "disabled"]
+Block = Literal["schema_break", "cooldown", "concurrency", "disabled", "rollout"]
 
 DRIFT_RULES: tuple[str, ...] = ("dataset_drift", "feature_drift", "prediction_drift")
 """Alert rules that count as drift."""
@@ -91,6 +93,7 @@ class RetrainState:
         new_labels: Labels received since ``last_trained_at``.
         manual_reason: Someone asked for a retrain, with this reason.
         schema_broken: The data's schema is broken (an open ``schema_break`` alert counts too).
+        rollout: A rollout in progress (e.g. ``"v3 ramping at 50%"``), or ``None``.
     """
 
     last_trained_at: datetime | None = None
@@ -100,6 +103,7 @@ class RetrainState:
     new_labels: int = 0
     manual_reason: str | None = None
     schema_broken: bool = False
+    rollout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,14 @@ def should_retrain(state: RetrainState, policy: RetrainingSpec, now: datetime) -
             f"(run `modelcycle retrain` to retrain by hand): {what}",
             trigger,
             "disabled",
+        )
+    if state.rollout is not None:
+        return RetrainDecision(
+            False,
+            f"rollout: {state.rollout}; a new challenger waits until it is promoted or rolled "
+            f"back (or `modelcycle rollout abort`); {trigger} waits: {what}",
+            trigger,
+            "rollout",
         )
     if state.running >= policy.max_concurrent:
         return RetrainDecision(
@@ -285,24 +297,20 @@ def _schema_break(state: RetrainState, now: datetime) -> str | None:
 
 
 def _cooldown(state: RetrainState, policy: RetrainingSpec, now: datetime) -> str | None:
-    """Why the cooldown still runs, or ``None`` when it has passed."""
-    marks = [
-        (as_utc(moment), name)
-        for moment, name in (
-            (state.last_trained_at, "training"),
-            (state.last_attempt_at, "retrain"),
-        )
-        if moment is not None
-    ]
-    if not marks:
+    """Why the cooldown still runs, or ``None`` when it has passed.
+
+    It counts from the last retrain *attempt* only: the champion's own training does not start
+    one, so drift found right after a manual ``train`` can still retrain on production data.
+    """
+    if state.last_attempt_at is None:
         return None
-    since, name = max(marks)
+    since = as_utc(state.last_attempt_at)
     cooldown = parse_duration(policy.cooldown)
     elapsed = (now - since).total_seconds()
     if elapsed >= cooldown:
         return None
     return (
-        f"cooldown: last {name} {_span(now - since)} ago, cooldown {policy.cooldown.strip()}, "
+        f"cooldown: last retrain {_span(now - since)} ago, cooldown {policy.cooldown.strip()}, "
         f"{_seconds(cooldown - elapsed)} to go"
     )
 
