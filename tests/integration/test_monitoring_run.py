@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 
@@ -124,7 +125,7 @@ def _log_broken(engine: sa.Engine, model: LoadedModel, frame: Any) -> None:
             "created_at": HOUR.since + timedelta(seconds=i * 0.5),
             "model_name": "rent",
             "model_version": str(model.version),
-            "features": {k: (None if v != v else v) for k, v in record.items()},
+            "features": {k: (None if pd.isna(v) else v) for k, v in record.items()},
             "prediction": 1500.0,
             "record_id": f"broken-{i}",
         }
