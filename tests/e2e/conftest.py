@@ -95,6 +95,8 @@ def _bundle(project_dir: Path, estimator: Any, candidate: str) -> ModelBundle:
     from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from modelcycle.monitoring.profile import reference_profile
+
     project = load_project(project_dir)
     spec = project.spec
     dataset = read_source(spec.data, project.root)
@@ -127,7 +129,12 @@ def _bundle(project_dir: Path, estimator: Any, candidate: str) -> ModelBundle:
         metric="mae",
         metrics=metrics,
         baseline="dummy",
-        profile={},
+        profile=reference_profile(
+            train[features],
+            schema,
+            predictions=pipeline.predict(train[features]),
+            target=train[spec.target],
+        ).model_dump(mode="json"),
         candidate=candidate,
         params={},
         data_digest=dataset.digest,

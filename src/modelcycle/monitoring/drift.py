@@ -58,6 +58,8 @@ DriftPolicy = DriftSpec
 Verdict = Literal["ok", "warning", "drift"]
 Mode = Literal["binned", "exact"]
 
+MIN_EXPECTED = 5
+"""A category expected fewer times than this in the smaller sample is pooled into "other"."""
 PSI_FLOOR = 1e-4
 """Bin shares are floored at this before PSI's logarithm (an empty bin would be infinite)."""
 
@@ -418,7 +420,7 @@ def _column_drift(
         raw_p = stats.get("chi2_p_value")
     else:
         raise ValueError(f"{name!r} is numeric in one profile and categorical in the other")
-    noise = _sampling_noise(ref, cur)
+    noise = _sampling_noise(ref, cur, stats)
     stats = {**stats, "psi_noise": noise} if "psi" in stats else stats
     n_ref, n_cur = ref.n_rows, cur.n_rows
     psi_bands = (policy.psi_warning, policy.psi_drift)
@@ -458,14 +460,16 @@ def _column_drift(
 
 
 def _sampling_noise(
-    ref: NumericProfile | CategoricalProfile, cur: NumericProfile | CategoricalProfile
+    ref: NumericProfile | CategoricalProfile,
+    cur: NumericProfile | CategoricalProfile,
+    stats: dict[str, float],
 ) -> float:
     """PSI expected from sampling alone when nothing changed: ``(bins - 1)(1/n_ref + 1/n_cur)``.
 
     Second-order expansion of PSI (a chi-square divergence), as the deployment gate uses; it
     matters for small windows and many categories (50 categories, 300 rows: 0.17).
     """
-    bins = len(ref.counts) if isinstance(ref, NumericProfile) else len(ref.frequencies) + 1
+    bins = stats.get("bins", float(len(ref.counts)) if isinstance(ref, NumericProfile) else 2.0)
     if not ref.count or not cur.count:
         return 0.0
     return (bins - 1) * (1 / ref.count + 1 / cur.count)
@@ -498,17 +502,20 @@ def _share_above_noise(
 ) -> float | None:
     """The new-category share beyond what an unchanged population would show.
 
-    With an "other" bucket in the reference, its share is the base; without one, Good-Turing's
-    estimate of the mass of unseen values: the share of reference values seen only once (a
-    column with many rare values keeps showing "new" ones without any change).
+    An unchanged population keeps showing values the reference never saw; Good-Turing estimates
+    their mass as the share of reference values seen once (when the reference's list was cut at
+    ``top_k`` and its rarest listed values are singletons, every unlisted value is one too). The
+    share is judged beyond that mass and two binomial standard errors of the reference's base.
     """
     if value is None or not isinstance(ref, CategoricalProfile) or not ref.count:
         return value
-    if ref.other_count:
-        base = ref.other_count / ref.count
-    else:
-        base = sum(count == 1 for count in ref.frequencies.values()) / ref.count
-    return max(0.0, _excess(value, base, ref.count, cur.count) - (0.0 if ref.other_count else base))
+    listed = list(ref.frequencies.values())
+    singles = sum(count == 1 for count in listed)
+    if ref.other_count and listed and min(listed) <= 1:
+        singles += ref.other_count
+    unseen = singles / ref.count
+    base = ref.other_count / ref.count if ref.other_count else unseen
+    return max(0.0, _excess(value, base, ref.count, cur.count) - unseen)
 
 
 def _finish(part: _Partial, p_value: float | None, policy: DriftPolicy) -> FeatureDrift:
@@ -563,8 +570,7 @@ def _categorical_stats(
 ) -> dict[str, float]:
     if not ref.count or not cur.count:
         return {}
-    ref_counts = [*ref.frequencies.values(), ref.other_count]
-    cur_counts = [*(cur.frequencies.get(k, 0) for k in ref.frequencies), cur.other_count]
+    ref_counts, cur_counts = _pooled(ref, cur)
     if raw is not None:
         a = raw[0].dropna().astype(str).value_counts()
         b = raw[1].dropna().astype(str).value_counts()
@@ -583,7 +589,26 @@ def _categorical_stats(
         "chi2_p_value": chi2_p,
         "chi2_dof": float(dof),
         "new_category_share": new_share,
+        "bins": float(len(ref_counts)),
     }
+
+
+def _pooled(ref: CategoricalProfile, cur: CategoricalProfile) -> tuple[list[int], list[int]]:
+    """Category counts with the rare ones pooled into "other".
+
+    A category expected fewer than :data:`MIN_EXPECTED` times in the smaller sample is merged
+    into the "other" bucket (as chi-square's rule of thumb asks): empty cells of rare categories
+    would otherwise dominate PSI and Jensen-Shannon on small windows without any change.
+    """
+    names = list(ref.frequencies)
+    smaller = min(ref.count, cur.count)
+    kept = [n for n in names if ref.frequencies[n] / ref.count * smaller >= MIN_EXPECTED]
+    pooled = [n for n in names if n not in set(kept)]
+    ref_counts = [ref.frequencies[n] for n in kept]
+    cur_counts = [cur.frequencies.get(n, 0) for n in kept]
+    ref_counts.append(ref.other_count + sum(ref.frequencies[n] for n in pooled))
+    cur_counts.append(cur.other_count + sum(cur.frequencies.get(n, 0) for n in pooled))
+    return ref_counts, cur_counts
 
 
 def _scale(ref: NumericProfile) -> float:

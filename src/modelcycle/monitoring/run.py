@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from modelcycle.config.spec import MonitoringSpec, parse_duration
+from modelcycle.errors import ProjectError
 from modelcycle.monitoring.alerts import AlertChanges, Notifier, apply_findings, evaluate_rules
 from modelcycle.monitoring.drift import compare
 from modelcycle.monitoring.performance import (
@@ -119,7 +121,13 @@ def monitor(
         chunk_rows: Rows read from the store at a time (bounds the memory).
         now: The run's time (tests).
     """
-    reference = Profile.model_validate(model.profile)
+    try:
+        reference = Profile.model_validate(model.profile)
+    except ValidationError:
+        raise ProjectError(
+            f"{model.ref} carries no usable reference profile (it was registered without one)",
+            "train it again with `modelcycle train`, or monitor a version trained by modelcycle",
+        ) from None
     selection: dict[str, Any] = {
         "version": str(model.version),
         "arm": MONITORED_ARMS,
