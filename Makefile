@@ -8,12 +8,13 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.synced
+ANCHORS := .bench/anchors
 PYTEST_ARGS ?=
 # write bytecode: some machines set PYTHONDONTWRITEBYTECODE, which recompiles pandas/plotly every run
 unexport PYTHONDONTWRITEBYTECODE
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format typecheck check bench browser clean
+.PHONY: help install demo test test-fast lint format typecheck check bench bench-anchors browser clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,7 +58,15 @@ bench: $(STAMP)  ## Benchmarks (print ratios; not tests)
 	$(BIN)/python bench/data_validate.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/batch_predict.py
+	$(BIN)/python bench/drift.py --anchor-repeat 1
 	@command -v wrk >/dev/null && $(BIN)/python bench/serving.py || echo "bench/serving.py needs wrk (apt-get install wrk): skipped"
+
+bench-anchors: $(ANCHORS)/.synced  ## Evidently + NannyML env for bench/drift.py (pandas 2)
+
+$(ANCHORS)/.synced: $(UV) bench/anchors-requirements.txt
+	$(UV) venv --allow-existing --python $(PYTHON) $(ANCHORS)
+	$(UV) pip install --python $(ANCHORS)/bin/python -r bench/anchors-requirements.txt
+	@touch $@
 
 browser:  ## Install Debian's headless Chromium for the browser tests (root)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
