@@ -190,3 +190,33 @@ def test_resolve_window_refuses_unclear_requests() -> None:
     with pytest.raises(ValueError, match="duration"):
         resolve_window("soon", None)
     assert resolve_window("2h", None, now=NOW).since == NOW - timedelta(hours=2)
+
+
+def test_watch_runs_on_a_schedule_until_stopped(project_copy: Path) -> None:
+    import threading
+
+    from modelcycle.monitoring import jobs
+
+    settings = Settings.load(project_copy)
+    assert settings.database_url is not None
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    job = jobs.MonitorJob(engine, settings, load_project(project_copy), "rent")
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def on_result(result: Any) -> None:
+        seen.append(result.run_id)
+        if len(seen) == 2:
+            stop.set()
+
+    report = project_copy / "reports" / "watched.html"
+    runs = jobs.watch(
+        job, lambda: resolve_window("1h", None), 0.1, stop, report_path=report, on_result=on_result
+    )
+    assert runs == 2
+    assert seen == sorted(seen)
+    assert report.is_file()
+    with engine.connect() as conn:
+        assert [r["id"] for r in recent_runs(conn, "rent")] == seen
+    engine.dispose()
