@@ -302,3 +302,38 @@ def log_traffic(
 def logs_traffic() -> Callable[..., list[str]]:
     """``logs_traffic(engine, model, frame, start=...)``: see :func:`log_traffic`."""
     return log_traffic
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file in a folder that does not exist yet, or a fresh
+    PostgreSQL schema dropped afterwards (required in CI, skipped with a reason elsewhere)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state' / 'modelcycle.db'}"
+        return
+    with request.getfixturevalue("pg_schema")() as url:
+        yield url
+
+
+@dataclass
+class ProjectStore:
+    """A project copy's settings, its migrated operational store and its registry URI."""
+
+    root: Path
+    settings: Settings
+    engine: Any
+    uri: str
+
+
+@pytest.fixture
+def project_store(project_copy: Path) -> Iterator[ProjectStore]:
+    """The private project copy with its store migrated and an engine open (disposed after)."""
+    from modelcycle.store import make_engine, upgrade
+
+    settings = Settings.load(project_copy)
+    assert settings.database_url is not None
+    assert settings.mlflow_tracking_uri is not None
+    upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    yield ProjectStore(project_copy, settings, engine, settings.mlflow_tracking_uri)
+    engine.dispose()

@@ -102,27 +102,22 @@ def test_a_dead_webhook_never_breaks_monitoring() -> None:
 
 
 def test_a_monitoring_run_posts_its_new_alerts(
-    receiver: Receiver, project_copy: Any, logs_traffic: Any
+    receiver: Receiver, project_store: Any, logs_traffic: Any
 ) -> None:
     from datetime import timedelta
 
-    from modelcycle.config.settings import Settings
     from modelcycle.config.spec import load_project
     from modelcycle.data.examples import rent_apartments
     from modelcycle.monitoring.jobs import MonitorJob, run_job
     from modelcycle.monitoring.run import resolve_window
-    from modelcycle.store import make_engine, upgrade
 
-    settings = Settings.load(project_copy, alert_webhook_url=receiver.url)
-    assert settings.database_url is not None
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    job = MonitorJob(engine, settings, load_project(project_copy), "rent")
+    settings = project_store.settings.model_copy(update={"alert_webhook_url": receiver.url})
+    engine = project_store.engine
+    job = MonitorJob(engine, settings, load_project(project_store.root), "rent")
     frame = rent_apartments(1_000, seed=4, scenario="new_neighborhood", messy=False)
     start = datetime.now(UTC) - timedelta(minutes=30)
     logs_traffic(engine, job.model(job.version()), frame, start=start, seconds=600)
     result = run_job(job, resolve_window("1h", None))
-    engine.dispose()
     posted = {(body["event"], body["alert"]["rule"]) for body in receiver.bodies}
     assert ("opened", "feature_drift") in posted
     assert len(receiver.bodies) == len(result.changes.opened)

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,16 +34,6 @@ NAME = "rent"
 PLAN = RolloutPlan(steps=(10.0, 50.0, 100.0), step_seconds=60, min_requests=200, failure_limit=2)
 POLICY = GatePolicy.from_plan(PLAN)
 STEP = timedelta(seconds=PLAN.step_seconds + 1)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'modelcycle.db'}"
-        return
-    with request.getfixturevalue("pg_schema")() as url:
-        yield url
 
 
 @pytest.fixture

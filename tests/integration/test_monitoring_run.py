@@ -6,22 +6,18 @@ server logs it (the model's own predictions and OOD flags), from the rent genera
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from modelcycle.config.settings import Settings
 from modelcycle.config.spec import MonitoringSpec, load_project
 from modelcycle.data.examples import rent_apartments
 from modelcycle.monitoring.alerts import Notifier
 from modelcycle.monitoring.run import Window, monitor, record, resolve_window
 from modelcycle.registry.store import LoadedModel, load_model
-from modelcycle.store import make_engine, upgrade
 from modelcycle.store.alerts import list_alerts
 from modelcycle.store.monitoring import recent_runs
 
@@ -39,15 +35,9 @@ log_traffic: Any = None
 
 
 @pytest.fixture
-def setup(project_copy: Path) -> Iterator[tuple[sa.Engine, LoadedModel, MonitoringSpec]]:
-    settings = Settings.load(project_copy)
-    assert settings.database_url is not None
-    assert settings.mlflow_tracking_uri is not None
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    model = load_model("rent/1", tracking_uri=settings.mlflow_tracking_uri)
-    yield engine, model, load_project(project_copy).spec.monitoring
-    engine.dispose()
+def setup(project_store: Any) -> tuple[sa.Engine, LoadedModel, MonitoringSpec]:
+    model = load_model("rent/1", tracking_uri=project_store.uri)
+    return project_store.engine, model, load_project(project_store.root).spec.monitoring
 
 
 def run(
@@ -192,16 +182,13 @@ def test_resolve_window_refuses_unclear_requests() -> None:
     assert resolve_window("2h", None, now=NOW).since == NOW - timedelta(hours=2)
 
 
-def test_watch_runs_on_a_schedule_until_stopped(project_copy: Path) -> None:
+def test_watch_runs_on_a_schedule_until_stopped(project_store: Any) -> None:
     import threading
 
     from modelcycle.monitoring import jobs
 
-    settings = Settings.load(project_copy)
-    assert settings.database_url is not None
-    upgrade(settings.database_url)
-    engine = make_engine(settings.database_url)
-    job = jobs.MonitorJob(engine, settings, load_project(project_copy), "rent")
+    engine, root = project_store.engine, project_store.root
+    job = jobs.MonitorJob(engine, project_store.settings, load_project(root), "rent")
     stop = threading.Event()
     seen: list[int] = []
 
@@ -210,7 +197,7 @@ def test_watch_runs_on_a_schedule_until_stopped(project_copy: Path) -> None:
         if len(seen) == 2:
             stop.set()
 
-    report = project_copy / "reports" / "watched.html"
+    report = root / "reports" / "watched.html"
     runs = jobs.watch(
         job, lambda: resolve_window("1h", None), 0.1, stop, report_path=report, on_result=on_result
     )
@@ -219,4 +206,3 @@ def test_watch_runs_on_a_schedule_until_stopped(project_copy: Path) -> None:
     assert report.is_file()
     with engine.connect() as conn:
         assert [r["id"] for r in recent_runs(conn, "rent")] == seen
-    engine.dispose()

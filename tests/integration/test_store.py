@@ -38,16 +38,6 @@ from modelcycle.store.schema import TABLES, Base, predictions
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file in a folder that does not exist yet, or a PG schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'state' / 'modelcycle.db'}"
-        return
-    with request.getfixturevalue("pg_schema")() as url:
-        yield url
-
-
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     """A migrated database."""

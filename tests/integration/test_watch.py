@@ -30,16 +30,6 @@ from modelcycle.store.monitoring import recent_runs
 # ------------------------------------------------------------------------------- leadership
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, or a fresh PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'modelcycle.db'}"
-        return
-    with request.getfixturevalue("pg_schema")() as url:
-        yield url
-
-
 @pytest.fixture
 def two_engines(db_url: str) -> Iterator[tuple[sa.Engine, sa.Engine]]:
     """Two engines on the same database (as two watcher processes would have)."""
