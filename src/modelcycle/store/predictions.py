@@ -338,7 +338,7 @@ def window_chunks(
     if last is not None and last < 1:
         raise ValueError(f"last must be a positive number of predictions, got {last}")
     p = predictions
-    base = _window_query(model_name, version, arm, since, until, with_features=True)
+    base = _window_query(model_name, version, arm, since, until, json_as_text=True)
     after: int | None = None
     if last is not None:
         ids = _window_query(model_name, version, arm, since, until, columns=[p.c.id])
@@ -348,10 +348,13 @@ def window_chunks(
         query = base if after is None else base.where(p.c.id > after)
         result = conn.execute(query.order_by(p.c.id).limit(chunk_rows))
         names = list(result.keys())
-        rows = list(result.all())
+        rows = [tuple(row) for row in result.all()]
         if not rows:
             return
-        yield _window_frame(pd.DataFrame.from_records(rows, columns=names))
+        frame = pd.DataFrame(rows, columns=names)
+        for name in ("features", "probabilities", "ood"):
+            frame[name] = [None if text is None else orjson.loads(text) for text in frame[name]]
+        yield _window_frame(frame)
         if len(rows) < chunk_rows:
             return
         after = int(rows[-1][0])
@@ -396,20 +399,29 @@ def _window_query(
     *,
     with_features: bool = True,
     columns: list[sa.ColumnElement[Any]] | None = None,
+    json_as_text: bool = False,
 ) -> sa.Select[Any]:
-    """The filtered select of :func:`window` (prediction columns joined with their labels)."""
+    """The filtered select of :func:`window` (prediction columns joined with their labels).
+
+    ``json_as_text`` selects the JSON columns as text, for decoding in bulk with orjson (the
+    JSON type's per-value ``json.loads`` costs more than the query on large windows).
+    """
     p, lab = predictions, labels
+
+    def json(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        return sa.cast(column, sa.Text).label(column.key) if json_as_text else column
+
     if columns is None:
         columns = [p.c.id, p.c.request_id, p.c.row, p.c.created_at, p.c.model_name]
         columns += [p.c.model_version, p.c.arm]
         if with_features:
-            columns.append(p.c.features)
+            columns.append(json(p.c.features))
         columns += [
             p.c.prediction,
             p.c.prediction_label,
-            p.c.probabilities,
+            json(p.c.probabilities),
             p.c.latency_ms,
-            p.c.ood,
+            json(p.c.ood),
             p.c.error,
             lab.c.label,
             lab.c.label_text,
