@@ -366,3 +366,44 @@ def test_no_retrain_while_a_rollout_runs(make_setup: Any, registers: Any) -> Non
         retrain(setup.project(), setup.settings, setup.engine, reason="x", budget=BUDGET)
     assert setup.versions() == [1, int(version)]  # nothing trained, nothing registered
     assert "retrain_started" not in [e.action for e in setup.history()]
+
+
+def test_recent_rows_are_checked_against_the_schema(make_setup: Any) -> None:
+    from modelcycle.data.records import LabelRecord
+    from modelcycle.retraining.loop import recent_labelled
+    from modelcycle.store.predictions import insert_labels, insert_prediction_rows
+
+    setup = make_setup()
+    setup.traffic("baseline", 200, labelled=1.0, seed=16)
+    good = rent_apartments(1, seed=17, messy=False).drop(columns=["rent", "address", "zip"])
+    row = {k: (None if pd.isna(v) else v) for k, v in good.iloc[0].to_dict().items()}
+    bad = {
+        "wrong-type": {**row, "rooms": "three"},  # a required number that is not one
+        "no-rooms": {k: v for k, v in row.items() if k != "rooms"},
+        "text-label": row,  # a rent that is not a number
+        "unlabelled": row,
+    }
+    now = datetime.now(UTC)
+    with setup.engine.begin() as conn:
+        insert_prediction_rows(
+            conn,
+            [
+                {
+                    "request_id": rid,
+                    "created_at": now,
+                    "model_name": "rent",
+                    "model_version": "1",
+                    "features": features,
+                    "prediction": 1000.0,
+                    "record_id": rid,
+                }
+                for rid, features in bad.items()
+            ],
+        )
+        labels = {"wrong-type": 1500.0, "no-rooms": 1500.0, "text-label": "unknown"}
+        insert_labels(conn, [LabelRecord(request_id=r, label=v) for r, v in labels.items()])
+    recent = recent_labelled(setup.engine, setup.champion, "rent", now - timedelta(hours=2))
+    assert len(recent.frame) == 200
+    assert recent.dropped == 3
+    assert recent.frame["rooms"].dtype.kind in "fi"
+    assert recent.frame["rent"].notna().all()

@@ -53,7 +53,8 @@ TIMELINE_PERIODS = 12
 """Periods of a run's timeline."""
 LATENCY_EDGES = np.geomspace(0.01, 100_000.0, 401)
 """Latency histogram edges (ms): 2.3% wide bins, so quantiles are read within about 1%."""
-CHUNK_ROWS = 50_000
+CHUNK_ROWS = 20_000
+"""Log rows read and summarised at a time: bounds a run's memory (about 120 MB)."""
 DOMAIN_SAMPLE = 20_000
 """Rows of the window kept (uniformly at random) for the domain classifier."""
 VANISHED_NULL_RATE = 0.99

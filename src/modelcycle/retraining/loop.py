@@ -171,6 +171,8 @@ class RecentData:
     frame: pd.DataFrame
     digest: str
     source: str
+    dropped: int = 0
+    """Labelled rows left out: a required feature or the target missing or not a number."""
 
     def split(self, holdout: float) -> tuple[pd.DataFrame, pd.DataFrame]:
         """The older rows (to train on) and the newest ``holdout`` share (to compare on)."""
@@ -182,23 +184,34 @@ def recent_labelled(engine: Engine, model: LoadedModel, target: str, since: date
     """The model's labelled, successfully predicted production rows since ``since``, oldest first.
 
     Every served version's rows count (the labels are the truth whoever predicted), shadow rows
-    excepted (they repeat stable's requests). Rows missing a required feature are dropped.
+    excepted (they repeat stable's requests). Checked against the FeatureSchema: numeric
+    features that are not numbers become missing, and rows then missing a required feature or
+    the target are dropped (counted in ``dropped``). New categories are kept: learning them is
+    the point.
     """
     with engine.connect() as conn:
-        frame = window(conn, model.name, arm=("stable", "canary", "blue", "green"), since=since)
-    frame = frame[frame["has_label"] & frame["error"].isna()]
+        frame = window(
+            conn, model.name, arm=("stable", "canary", "blue", "green"), since=since, labelled=True
+        )
+    frame = frame[frame["error"].isna()]
     columns = model.schema.input_names
     if frame.empty:
-        data = pd.DataFrame(columns=[*columns, target])
-    else:
-        data = expand_features(frame).reindex(columns=columns)
-        data[target] = frame["label"].to_numpy()
-        required = [c.name for c in model.schema.features if c.name in columns and not c.nullable]
-        data = data.dropna(subset=required).reset_index(drop=True)
-    digest = hashlib.sha256(
-        pd.util.hash_pandas_object(data.astype(str), index=False).to_numpy().tobytes()
+        return RecentData(pd.DataFrame(columns=[*columns, target]), _digest(pd.DataFrame()), "")
+    data = expand_features(frame).reindex(columns=columns)
+    for column in model.schema.features:
+        if column.kind == "numeric" and column.name in data:
+            data[column.name] = pd.to_numeric(data[column.name], errors="coerce")
+    truth = frame["label"].to_numpy()
+    data[target] = pd.to_numeric(truth, errors="coerce") if model.task == "regression" else truth
+    required = [c.name for c in model.schema.features if c.name in columns and not c.nullable]
+    usable = data.dropna(subset=[*required, target]).reset_index(drop=True)
+    return RecentData(usable, _digest(usable), "", dropped=len(data) - len(usable))
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(frame.astype(str), index=False).to_numpy().tobytes()
     ).hexdigest()
-    return RecentData(data, digest, "")
 
 
 def keep_copy(recent: RecentData, folder: Path) -> RecentData:
@@ -209,7 +222,7 @@ def keep_copy(recent: RecentData, folder: Path) -> RecentData:
         temporary = path.with_suffix(".tmp")
         recent.frame.to_parquet(temporary, index=False)
         temporary.replace(path)
-    return RecentData(recent.frame, recent.digest, str(path))
+    return RecentData(recent.frame, recent.digest, str(path), recent.dropped)
 
 
 def weighted(frame: pd.DataFrame, weight: float, seed: int) -> pd.DataFrame:
@@ -288,6 +301,7 @@ def retrain(
         recent = keep_copy(recent, settings.state_dir / "retraining")
         train_rows, held_out = recent.split(policy.recent_holdout)
         result.recent_rows = len(recent.frame)
+        result.details["recent_dropped"] = recent.dropped
         extra = None
         if len(train_rows):
             extra = ExtraTraining(
@@ -405,6 +419,7 @@ def _finish(
     result.seconds = time.perf_counter() - start
     details: dict[str, Any] = {
         "recent_rows": result.recent_rows,
+        "recent_dropped": result.details.get("recent_dropped", 0),
         "run_id": result.run_id,
         "seconds": round(result.seconds, 1),
     }

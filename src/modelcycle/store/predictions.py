@@ -281,6 +281,7 @@ def window(
     last: int | None = None,
     *,
     with_features: bool = True,
+    labelled: bool = False,
 ) -> pd.DataFrame:
     """The logged predictions of a model in a time window, joined with their labels.
 
@@ -293,6 +294,7 @@ def window(
         until: Latest ``created_at``, exclusive.
         last: Only the newest ``last`` predictions that match.
         with_features: Include the ``features`` column (dicts; see :func:`expand_features`).
+        labelled: Only the predictions that have a label (filtered in the database).
 
     Returns:
         One row per prediction, oldest first, with the columns in :data:`WINDOW_COLUMNS`:
@@ -306,6 +308,8 @@ def window(
     if last is not None and last < 1:
         raise ValueError(f"last must be a positive number of predictions, got {last}")
     query = _window_query(model_name, version, arm, since, until, with_features=with_features)
+    if labelled:
+        query = query.where(labels.c.id.is_not(None))
     p = predictions
     if last is not None:
         query = query.order_by(p.c.created_at.desc(), p.c.id.desc()).limit(last)
