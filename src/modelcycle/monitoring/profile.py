@@ -543,7 +543,10 @@ def _category_counts(series: pd.Series, boolean: bool) -> tuple[pd.Series, int]:
     nulls = int(series.isna().sum())
     raw = series.value_counts(dropna=True, sort=False)
     raw = raw[raw.to_numpy() > 0]
-    keys = [_category_key(v, boolean) for v in raw.index]
+    if not boolean and raw.index.inferred_type in ("string", "integer"):
+        keys: Any = raw.index.astype(str).astype(object)  # the keys as they are: no per-value work
+    else:
+        keys = [_category_key(v, boolean) for v in raw.index]
     counts = pd.Series(raw.to_numpy(dtype="int64"), index=pd.Index(keys, dtype="object"))
     if counts.index.has_duplicates:
         counts = counts.groupby(level=0, sort=False).sum()
@@ -584,15 +587,14 @@ def _categorical_current(
 def _merge_categorical(
     a: CategoricalProfile, b: CategoricalProfile, top_k: int
 ) -> CategoricalProfile:
-    new = pd.Series(a.new_categories, dtype="int64").add(
-        pd.Series(b.new_categories, dtype="int64"), fill_value=0
-    )
-    table = pd.DataFrame({"key": new.index.astype(str), "n": new.to_numpy(dtype="int64")})
-    table = table.sort_values(["n", "key"], ascending=[False, True], kind="stable").head(top_k)
+    new = dict(a.new_categories)
+    for key, count in b.new_categories.items():
+        new[key] = new.get(key, 0) + count
+    top = sorted(new.items(), key=lambda item: (-item[1], item[0]))[:top_k]
     return CategoricalProfile(
         frequencies={k: a.frequencies[k] + b.frequencies[k] for k in a.frequencies},
         other_count=a.other_count + b.other_count,
-        new_categories=dict(zip(table["key"], table["n"].astype(int).tolist(), strict=True)),
+        new_categories=dict(top),
         count=a.count + b.count,
         null_count=a.null_count + b.null_count,
         boolean=a.boolean,
