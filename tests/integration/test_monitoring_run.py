@@ -206,3 +206,32 @@ def test_watch_runs_on_a_schedule_until_stopped(project_store: Any) -> None:
     assert report.is_file()
     with engine.connect() as conn:
         assert [r["id"] for r in recent_runs(conn, "rent")] == seen
+
+
+def test_rows_without_ood_or_probabilities_mix_with_served_ones(setup: Any) -> None:
+    # batch-logged rows have no OOD check: a column of text and NULLs (pandas may read NaN)
+    from modelcycle.store.predictions import insert_prediction_rows
+
+    engine, model, policy = setup
+    traffic(engine, model, "baseline", 600)
+    frame = rent_apartments(300, seed=8, messy=False)[model.feature_names]
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    with engine.begin() as conn:
+        insert_prediction_rows(
+            conn,
+            [
+                {
+                    "request_id": f"batch-{i}",
+                    "created_at": HOUR.since + timedelta(seconds=10 + i),
+                    "model_name": "rent",
+                    "model_version": str(model.version),
+                    "features": record,
+                    "prediction": 1500.0,
+                    "record_id": f"batch-{i}",
+                }
+                for i, record in enumerate(records)
+            ],
+        )
+    report = run(engine, model, policy)
+    assert report["n_rows"] == 900
+    assert report["ood"]["checked"] == 600  # only the served rows were checked

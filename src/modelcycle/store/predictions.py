@@ -356,8 +356,8 @@ def window_chunks(
         if not rows:
             return
         frame = pd.DataFrame(rows, columns=names)
-        for name in ("features", "probabilities", "ood"):
-            frame[name] = [None if text is None else orjson.loads(text) for text in frame[name]]
+        for name in ("features", "probabilities", "ood"):  # NULLs may come back as NaN
+            frame[name] = [orjson.loads(t) if isinstance(t, str) else None for t in frame[name]]
         yield _window_frame(frame)
         if len(rows) < chunk_rows:
             return
