@@ -102,7 +102,10 @@ def sample_report(
             "realised": realised,
             "reference": reference_metrics,
             "estimated": {"mae": reference_metrics["mae"] * 1.08},
-            "change": change,
+            "estimated_metric": "mae",
+            "value": realised["mae"],
+            "realised_change": change,
+            "estimated_change": 0.08,
         },
         "timeline": _timeline(start, frame, pred, labelled, ood, rng),
         "histograms": {

@@ -235,3 +235,22 @@ def test_rows_without_ood_or_probabilities_mix_with_served_ones(setup: Any) -> N
     report = run(engine, model, policy)
     assert report["n_rows"] == 900
     assert report["ood"]["checked"] == 600  # only the served rows were checked
+
+
+def test_a_firing_alert_follows_the_promoted_version(
+    setup: Any, project_store: Any, registers: Any
+) -> None:
+    engine, model, policy = setup
+    traffic(engine, model, "bigger_apartments", 2_000)
+    first = {a["feature"]: a for a in run(engine, model, policy)["alerts"]}
+    assert "area" in first
+    newer = load_model(f"rent/{registers(project_store.root)}", tracking_uri=project_store.uri)
+    later = Window(NOW + timedelta(hours=1), NOW + timedelta(hours=2), None, "the next hour")
+    traffic(engine, newer, "bigger_apartments", 2_000, start=later.since, seed=7)
+    run(engine, newer, policy, later)
+    with engine.connect() as conn:
+        (area,) = [
+            a for a in list_alerts(conn, "rent") if (a["details"] or {}).get("feature") == "area"
+        ]
+    assert area["model_version"] == str(newer.version)  # same alert, now about the new version
+    assert area["opened_at"] < later.since

@@ -407,3 +407,30 @@ def test_recent_rows_are_checked_against_the_schema(make_setup: Any) -> None:
     assert recent.dropped == 3
     assert recent.frame["rooms"].dtype.kind in "fi"
     assert recent.frame["rent"].notna().all()
+
+
+def test_a_bad_budget_is_refused_before_anything_is_recorded(make_setup: Any) -> None:
+    from modelcycle.errors import ConfigError
+
+    setup = make_setup()
+    with pytest.raises(ConfigError, match="--budget"):
+        retrain(setup.project(), setup.settings, setup.engine, reason="x", budget="lots")
+    assert setup.history() == []
+
+
+def test_ctrl_c_during_a_retrain_is_recorded_and_does_not_block_the_next(make_setup: Any) -> None:
+    setup = make_setup()
+    setup.traffic("inflation", 600, labelled=0.8, seed=18)
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        retrain(
+            setup.project(), setup.settings, setup.engine, reason="x", budget=BUDGET,
+            progress=interrupt,
+        )  # fmt: skip
+    assert [e.action for e in setup.history()] == ["retrain_started", "retrain_abandoned"]
+    created = describe("rent/1", tracking_uri=setup.uri).created
+    state = retrain_state(setup.engine, "rent", created, version="1", now=datetime.now(UTC))
+    assert state.running == 0

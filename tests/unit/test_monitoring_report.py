@@ -62,6 +62,8 @@ def test_report_leads_with_the_verdict_and_the_worst_drift(
     alerts = section(html, "alerts")
     assert alerts.count('class="sev-error"') == len(drift["drifted"])  # one critical per feature
     assert "28.6%" in section(html, "drift")  # the dataset drift share
+    change = report["performance"]["realised_change"]
+    assert f"{change * 100:+.1f}%" in verdict  # the realised metric's change, not "—"
 
 
 def test_one_chart_per_feature_plus_prediction_and_target(report: dict[str, Any]) -> None:

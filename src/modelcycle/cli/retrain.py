@@ -36,7 +36,9 @@ def retrain(
 ) -> None:
     """Retrain now: challenger vs the serving version on recent data; a winner is rolled out.
 
-    Blocked while a schema break alert is open (fix the data first) or a retrain is running.
+    Blocked while a schema break alert is open (fix the data first), a rollout is running
+    (let it finish, or `modelcycle rollout abort`) or another retrain runs. Ctrl+C stops it and
+    records it as abandoned.
     """
     from datetime import UTC, datetime
 
@@ -61,19 +63,25 @@ def retrain(
         if not decision.retrain:
             raise ProjectError(
                 f"retrain blocked: {decision.reason}",
-                "handle what blocks it (modelcycle alerts list), then run it again",
+                "clear what blocks it (the reason says what), then run it again",
             )
         console.print(f"Retraining {name} (serving v{version}): {reason}", highlight=False)
-        with TrainingProgress(console) as progress:
-            result = run_retrain(
-                project,
-                settings,
-                engine,
-                reason=reason,
-                actor=_actor(),
-                budget=budget,
-                progress=progress.update,
+        try:
+            with TrainingProgress(console) as progress:
+                result = run_retrain(
+                    project,
+                    settings,
+                    engine,
+                    reason=reason,
+                    actor=_actor(),
+                    budget=budget,
+                    progress=progress.update,
+                )
+        except KeyboardInterrupt:
+            console.print(
+                "Retrain stopped; recorded as abandoned (modelcycle deployments history)."
             )
+            raise typer.Exit(130) from None
     print_retrain(result)
 
 
@@ -97,7 +105,11 @@ def watch(budget: BudgetOpt = None) -> None:
     project = STATE.project()
     spec = project.spec
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # both signals end the loop cleanly (SIGINT too: a background job may ignore Ctrl+C's
+    # default handler, and an exception mid-step would skip the clean stop)
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)
+    }
     with migrated_store() as engine:
         watcher = Watcher(
             project,
@@ -115,11 +127,10 @@ def watch(budget: BudgetOpt = None) -> None:
             highlight=False,
         )
         try:
-            watcher.run(stop)  # on Ctrl+C it still stops a retrain and releases the lock
-        except KeyboardInterrupt:
-            pass
+            watcher.run(stop)
         finally:
-            signal.signal(signal.SIGTERM, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     console.print(f"Watch stopped after {watcher.runs} monitoring runs.", highlight=False)
 
 

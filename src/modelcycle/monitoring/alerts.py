@@ -44,7 +44,7 @@ RULES = (
     "error_rate",
     "latency_p99",
 )
-"""Every monitoring rule, in the order findings are listed."""
+"""Every monitoring rule, in the order findings are listed (critical findings first)."""
 KEY_PREFIX = "monitor"
 
 
@@ -156,7 +156,7 @@ def evaluate_rules(report: dict[str, Any], policy: AlertsSpec) -> Evaluation:
                 )
             )
     order = {rule: index for index, rule in enumerate(RULES)}
-    found.sort(key=lambda f: (order[f.rule], f.feature or ""))
+    found.sort(key=lambda f: (f.severity != "critical", order[f.rule], f.feature or ""))
     return Evaluation(found, frozenset(judged))
 
 
@@ -320,11 +320,20 @@ def apply_findings(
         row = _alert(conn, alert_id)
         if opened:
             changes.opened.append(row)
-        elif row["severity"] != finding.severity or row["message"] != finding.message:
+        elif (row["severity"], row["message"], row["model_version"]) != (
+            finding.severity,
+            finding.message,
+            model_version,
+        ):  # still firing: it now concerns the version judged (after a promotion, the new one)
             conn.execute(
                 sa.update(alerts)
                 .where(alerts.c.id == alert_id)
-                .values(severity=finding.severity, message=finding.message, details=details)
+                .values(
+                    severity=finding.severity,
+                    message=finding.message,
+                    details=details,
+                    model_version=model_version,
+                )
             )
             changes.updated.append(_alert(conn, alert_id))
     prefix = dedup_key(model_name, "")

@@ -157,7 +157,7 @@ def _verdict(section: Section, report: Mapping[str, Any]) -> None:
             Card("error rate", format_percent(operations.get("error_rate"), 2)),
             Card(
                 f"{performance.get('metric', 'metric')} change",
-                _signed_percent(performance.get("change")),
+                _signed_percent(_change(performance)),
                 note="+ is worse",
             ),
         ]
@@ -545,7 +545,7 @@ def _performance(section: Section, report: Mapping[str, Any]) -> None:
             Card(f"{label(metric)} · realised", realised.get(metric), severity="info"),
             Card(f"{label(metric)} · estimated", estimated.get(metric)),
             Card(f"{label(metric)} · reference", reference.get(metric)),
-            Card("change", _signed_percent(perf.get("change")), note="relative, + is worse"),
+            Card("change", _signed_percent(_change(perf)), note="relative, + is worse"),
             Card(
                 "label coverage",
                 format_percent(perf.get("label_coverage")),
@@ -686,3 +686,9 @@ def _signed_points(value: Any) -> str | None:
     """A change of a share in percentage points (``+12.0 pp``)."""
     number = _plain(value)
     return None if number is None else f"{number * 100:+.1f} pp"
+
+
+def _change(performance: dict[str, Any]) -> float | None:
+    """The deciding metric's relative worsening: realised when labels allow, else estimated."""
+    realised = performance.get("realised_change")
+    return realised if realised is not None else performance.get("estimated_change")

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Engine
 
 from modelcycle.config.spec import RetrainingSpec, parse_duration
 from modelcycle.deployment import state as st
-from modelcycle.errors import ModelcycleError
+from modelcycle.errors import ConfigError, ModelcycleError
 from modelcycle.metrics import improvement
 from modelcycle.retraining.triggers import AlertInfo, RetrainState
 from modelcycle.store.alerts import list_alerts
@@ -273,6 +273,10 @@ def retrain(
     name = spec.name
     now = now or datetime.now(UTC)
     uri = settings.mlflow_tracking_uri or ""
+    try:
+        chosen = parse_budget(budget) if budget else None
+    except ValueError as err:  # checked before anything is recorded
+        raise ConfigError(f"--budget: {err}", "write it like '20 trials' or '5m'") from None
     with engine.connect() as conn:
         deployment = st.load(conn, name)
     if deployment.active:  # its challenger could not be deployed beside the running candidate
@@ -309,9 +313,7 @@ def retrain(
                 recent.source,
                 recent.digest,
             )
-        options = TrainOptions(
-            budget=parse_budget(budget) if budget else None, register=False, extra=extra
-        )
+        options = TrainOptions(budget=chosen, register=False, extra=extra)
         stopped()
         outcome = train(project, settings, options, progress=watched)
         result.run_id = outcome.run_id
@@ -327,10 +329,13 @@ def retrain(
         result.challenger = str(registered.version)
         _finish(engine, result, "registered", result.verdict.reason, actor, start)
         if policy.deploy != "none":
-            _deploy(engine, spec, name, result, uri)
+            _deploy(engine, spec, name, result, uri, actor)
         return result
     except RetrainAbandonedError as err:
         return _finish(engine, result, "abandoned", err.message, actor, start)
+    except KeyboardInterrupt:  # Ctrl+C: end the retrain in the history, then stop
+        _finish(engine, result, "abandoned", "interrupted (Ctrl+C)", actor, start)
+        raise
     except Exception as err:
         message = (
             err.message if isinstance(err, ModelcycleError) else f"{type(err).__name__}: {err}"
@@ -388,7 +393,9 @@ def _compare(
     return judge(metric, usable, {p: len(parts[p][0]) for p in usable}, policy)
 
 
-def _deploy(engine: Engine, spec: Any, name: str, result: RetrainResult, uri: str) -> None:
+def _deploy(
+    engine: Engine, spec: Any, name: str, result: RetrainResult, uri: str, actor: str
+) -> None:
     from modelcycle.deployment import commands
 
     assert result.challenger is not None
@@ -400,7 +407,7 @@ def _deploy(engine: Engine, spec: Any, name: str, result: RetrainResult, uri: st
         spec.retraining.deploy,
         plan,
         tracking_uri=uri,
-        actor="retrain",
+        actor=actor,
         reason=f"retrained challenger v{result.challenger} won: {result.reason}",
     )
     result.status = "deployed"

@@ -10,9 +10,10 @@ Only one watcher acts per model: a database lock elects the leader (a PostgreSQL
 lock held on its own connection, or on SQLite — a single machine — an exclusive file lock beside
 the database). The others wait on standby and take over when the leader stops or dies.
 
-Stopping (SIGINT / SIGTERM sets the ``stop`` event) ends the loop at once; a running retrain is
-abandoned at its next tuning trial or step, recording ``retrain_abandoned``: nothing is left
-half-written (the store changes are single transactions, a model is registered whole or not).
+Stopping (SIGINT / SIGTERM sets the ``stop`` event) ends the loop after the step in progress (a
+monitoring run finishes first); a running retrain is abandoned at its next tuning trial or step,
+recording ``retrain_abandoned``: nothing is left half-written (the store changes are single
+transactions, a model is registered whole or not).
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class Watcher:
     runs: int = 0
     _due: dict[str, float] = field(default_factory=dict)
     _thread: threading.Thread | None = None
-    _last_skip: str | None = None
+    _last_skip: tuple[str | None, str | None] | None = None
 
     def run(self, stop: threading.Event) -> None:
         """Lead (or stand by) until ``stop`` is set; then finish cleanly."""
@@ -227,8 +228,10 @@ class Watcher:
         if self.on_decision is not None:
             self.on_decision(decision)
         if not decision.retrain:
-            if decision.trigger is not None and decision.reason != self._last_skip:
-                self._last_skip = decision.reason
+            # recorded once per (trigger, block): the reason's ages change every round
+            skip = (decision.trigger, decision.blocked_by)
+            if decision.trigger is not None and skip != self._last_skip:
+                self._last_skip = skip
                 self._skipped(decision)
             return
         self._last_skip = None
