@@ -61,11 +61,51 @@ def env_example() -> str:
     return "\n".join(lines)
 
 
+def spec_reference() -> str:
+    """``docs/spec.md``: every key of ``modelcycle.toml``, section by section, from the models."""
+    from pydantic import BaseModel
+
+    from modelcycle.config.spec import ProjectSpec
+
+    lines = [
+        "# The project spec: every key of `modelcycle.toml`",
+        "",
+        "Generated from the pydantic models in `src/modelcycle/config/spec.py` by",
+        "`modelcycle.scaffold.spec_reference()` (a test keeps this page in sync). The stage pages",
+        "explain the choices behind the defaults.",
+    ]
+
+    def section(title: str, model: type[BaseModel]) -> None:
+        rows, nested = [], []
+        for key, info in model.model_fields.items():
+            annotation = info.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                nested.append((f"{title}.{key}" if title else key, annotation))
+                continue
+            if info.is_required():
+                default = "required"
+            elif info.default_factory is not None:
+                made = info.default_factory()  # type: ignore[call-arg]
+                default = f"`{json.dumps(made, default=str)}`"
+            else:
+                default = f"`{json.dumps(info.default, default=str)}`"
+            text = (info.description or "").replace("|", "\\|")
+            rows.append(f"| `{key}` | {default} | {text} |")
+        if rows:
+            lines.extend(["", f"## `[{title}]`" if title else "## top level", ""])
+            lines.extend(["| key | default | meaning |", "| --- | --- | --- |", *rows])
+        for name, inner in nested:
+            section(name, inner)
+
+    section("", ProjectSpec)
+    return "\n".join(lines) + "\n"
+
+
 def rent_spec(data_path: str, name: str = "rent") -> str:
     """The commented spec of the running example: monthly rent of an apartment."""
     year = datetime.now(UTC).year
     return f"""\
-# modelcycle project spec — every key is described in docs/data.md
+# modelcycle project spec — every key is described in docs/spec.md
 name = {q(name)}
 target = "rent"                 # monthly rent in EUR
 task = "regression"
@@ -108,10 +148,10 @@ min = 1
 
 [validation.columns.energy]
 allowed = ["A", "B", "C", "D", "E", "F", "G"]
-{DEPLOYMENT_SECTION}"""
+{LIFECYCLE_SECTIONS}"""
 
 
-DEPLOYMENT_SECTION = """
+LIFECYCLE_SECTIONS = """
 [deployment]                    # how `modelcycle deploy` rolls out a version: docs/deployment.md
 strategy = "ramp"               # direct | canary | ramp | blue-green | shadow
 steps = [5, 25, 50, 100]        # percent of traffic at each ramp step
@@ -125,14 +165,35 @@ max_error_rate_increase = 0.01  # more errors (and significantly so)
 max_latency_ratio = 2.0         # a slower p99
 max_prediction_psi = 0.25       # differently distributed predictions
 metric_margin = 0.05            # a worse realised metric, once labels arrive (and significantly)
+
+[monitoring]                    # `modelcycle monitor run` and `watch`: docs/monitoring.md
+window = "1h"                   # the traffic each run judges
+every = "5m"                    # how often `watch` / `monitor watch` run it
+min_rows = 200                  # fewer answered rows: drift is not judged
+
+[monitoring.alerts]             # an alert opens when a run finds
+ood_rate = 0.05                 # this share of out-of-distribution rows (critical from 0.2)
+metric_drop = 0.1               # the realised metric 10% worse than at training (critical 0.25)
+error_rate = 0.01               # this share of failed predictions
+p99_latency_ms = 250            # a slower p99 latency
+
+[retraining]                    # `modelcycle retrain` and `watch`: docs/retraining.md
+auto = true                     # `watch` retrains when a trigger fires
+on_drift = true                 # an open drift alert triggers
+on_metric_drop = true           # an open metric-drop alert triggers
+# schedule = "7d"               # also on a schedule: an interval or a cron line ("0 3 * * 1")
+cooldown = "1h"                 # least time between two retrains
+recent_window = "7d"            # labelled production rows of this period join the training
+min_improvement = 0.0           # the challenger must beat the champion on recent rows by this
+deploy = "ramp"                 # how a winner goes live (a strategy above), or "none"
 """
-"""The ``[deployment]`` section every spec template ends with."""
+"""The ``[deployment]``, ``[monitoring]`` and ``[retraining]`` sections every template ends with."""
 
 
 def default_spec(data_path: str, name: str = "rent_default") -> str:
     """The commented spec of the imbalanced classification example: will the tenant pay late."""
     return f"""\
-# modelcycle project spec — every key is described in docs/data.md
+# modelcycle project spec — every key is described in docs/spec.md
 name = {q(name)}
 target = "late_payment"         # 1 = the tenant paid late (about 6% of tenants)
 task = "classification"
@@ -151,7 +212,7 @@ seed = 42
 
 [imbalance]
 strategy = "class_weight"       # none | class_weight | random_over | random_under | smote
-{DEPLOYMENT_SECTION}"""
+{LIFECYCLE_SECTIONS}"""
 
 
 def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) -> str:
@@ -181,7 +242,7 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
     named = {id_column, time_column}
     drop = [c.name for c in schema.columns if c.kind == "text" and c.name not in named]
     lines = [
-        "# modelcycle project spec — every key is described in docs/data.md",
+        "# modelcycle project spec — every key is described in docs/spec.md",
         f"# Filled in from {data_path!r}: check each inferred value.",
         f"name = {q(name)}",
         f"target = {q(target)}",
@@ -210,7 +271,7 @@ def spec_from_data(frame: pd.DataFrame, data_path: str, target: str, name: str) 
         "valid_size = 0.2",
         "seed = 42",
     ]
-    return "\n".join(lines) + DEPLOYMENT_SECTION
+    return "\n".join(lines) + "\n" + LIFECYCLE_SECTIONS
 
 
 def project_readme(name: str) -> str:
@@ -316,7 +377,7 @@ def _project_name(root: Path, example: str | None) -> str:
 
 def _blank_spec(name: str) -> str:
     return f"""\
-# modelcycle project spec — every key is described in docs/data.md
+# modelcycle project spec — every key is described in docs/spec.md
 name = {q(name)}
 target = "CHANGE_ME"            # the column to predict
 # task = "regression"           # regression | classification (inferred when absent)
@@ -327,4 +388,4 @@ drop = []
 
 [data]
 path = "data/CHANGE_ME.csv"     # or: url = "postgresql+psycopg://..." with table = "..."
-{DEPLOYMENT_SECTION}"""
+{LIFECYCLE_SECTIONS}"""

@@ -230,3 +230,19 @@ def test_example_specs_parse(template: object) -> None:
     assert spec.data.path == Path("data/x.csv")
     assert spec.metric is not None
     assert spec.resolved_metric(spec.task or "regression") == spec.metric
+
+
+def test_the_spec_reference_page_is_in_sync_and_names_every_section() -> None:
+    from modelcycle.scaffold import spec_reference
+
+    page = Path(__file__).parents[2] / "docs" / "spec.md"
+    text = spec_reference()
+    assert page.read_text(encoding="utf-8") == text, "regenerate docs/spec.md (spec_reference)"
+    for section in (
+        "[deployment.gates]",
+        "[monitoring.alerts]",
+        "[monitoring.drift]",
+        "[retraining]",
+    ):
+        assert f"## `{section}`" in text
+    assert '| `cooldown` | `"1h"` |' in text

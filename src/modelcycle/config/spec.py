@@ -96,7 +96,10 @@ class SplitSpec(_Section):
 class ImbalanceSpec(_Section):
     """Class-imbalance handling, applied to training folds only."""
 
-    strategy: Literal["none", "class_weight", "random_over", "random_under", "smote"] = "none"
+    strategy: Literal["none", "class_weight", "random_over", "random_under", "smote"] = Field(
+        default="none",
+        description="How a rare class is handled (inside training folds only).",
+    )
     sampling_ratio: float = Field(
         default=1.0,
         gt=0,
@@ -544,11 +547,15 @@ class ProjectSpec(_Section):
     """The whole ``modelcycle.toml``."""
 
     name: str = Field(description="Project name; also the registered model's name.")
-    target: str = Field(min_length=1)
+    target: str = Field(min_length=1, description="The column to predict.")
     task: Task | None = Field(default=None, description="Inferred from the target when absent.")
     metric: str | None = Field(default=None, description="Deciding metric; default by task.")
-    id_column: str | None = None
-    time_column: str | None = None
+    id_column: str | None = Field(
+        default=None, description="A row identifier: never a feature; group splits use it."
+    )
+    time_column: str | None = Field(
+        default=None, description="When each row happened: time splits use it; not a feature."
+    )
     drop: list[str] = Field(default_factory=list, description="Columns that are never features.")
     data: DataSource
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -629,7 +636,7 @@ def parse_spec(text: str, where: str = SPEC_FILENAME) -> ProjectSpec:
             ProjectSpec,
             where=where,
             key_name=lambda loc: ".".join(str(p) for p in loc) or "(top level)",
-            fix=f"edit {where}; every key is described in docs/data.md",
+            fix=f"edit {where}; every key is described in docs/spec.md",
         ) from None
 
 
