@@ -48,7 +48,7 @@ RETRAIN_ACTIONS = (
 
 
 def edit_spec(root: Path, retraining: str = "", **replace: str) -> None:
-    """LightGBM only, two trials; ``replace`` old→new lines; ``retraining`` appended as its section."""
+    """LightGBM only, two trials; ``replace`` old→new lines; ``retraining`` replaces its section."""
     path = root / "modelcycle.toml"
     text = path.read_text(encoding="utf-8")
     changes = {
@@ -59,9 +59,8 @@ def edit_spec(root: Path, retraining: str = "", **replace: str) -> None:
     for old, new in changes.items():
         assert old in text, f"{old!r} is not in the spec any more"
         text = text.replace(old, new)
-    assert "[retraining]" not in text
-    if retraining:
-        text += f"\n[retraining]\n{retraining}\n"
+    if retraining:  # the template's [retraining] section is the last: replace it
+        text = text[: text.index("\n[retraining]")] + f"\n[retraining]\n{retraining}\n"
     path.write_text(text, encoding="utf-8")
 
 
@@ -434,3 +433,18 @@ def test_ctrl_c_during_a_retrain_is_recorded_and_does_not_block_the_next(make_se
     created = describe("rent/1", tracking_uri=setup.uri).created
     state = retrain_state(setup.engine, "rent", created, version="1", now=datetime.now(UTC))
     assert state.running == 0
+
+
+def test_recent_rows_count_by_their_weight_after_cleaning(make_setup: Any) -> None:
+    # duplicates are dropped when the data is cleaned: the weight is applied after that
+    from modelcycle.config.spec import parse_budget
+    from modelcycle.training.train import ExtraTraining, TrainOptions, train
+
+    setup = make_setup()
+    rows = rent_apartments(300, seed=19, scenario="inflation", messy=False)
+    extra = ExtraTraining(rows.drop(columns=["address", "zip"]), "recent.parquet", "d1", 2.0)
+    options = TrainOptions(budget=parse_budget("1 trials"), register=False, extra=extra)
+    outcome = train(setup.project(), setup.settings, options)
+    run = MlflowClient(tracking_uri=setup.uri).get_run(outcome.run_id)
+    assert run.data.params["extra_rows"] == "300"
+    assert run.data.params["extra_rows_counted"] == "600"

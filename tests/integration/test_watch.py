@@ -121,12 +121,13 @@ def edit_spec(root: Path) -> None:
     """Monitor every second over the last hour, evaluate rollouts every second, no retraining."""
     path = root / "modelcycle.toml"
     text = path.read_text(encoding="utf-8")
-    old = 'evaluation_interval = "15s"'
-    assert old in text
-    assert "[monitoring]" not in text
-    assert "[retraining]" not in text
-    text = text.replace(old, 'evaluation_interval = "1s"')
-    text += '\n[monitoring]\nevery = "1s"\nwindow = "1h"\n\n[retraining]\nauto = false\n'
+    for old, new in (
+        ('evaluation_interval = "15s"', 'evaluation_interval = "1s"'),
+        ('every = "5m"', 'every = "1s"'),
+        ("auto = true", "auto = false"),
+    ):
+        assert old in text, f"{old!r} is not in the spec template any more"
+        text = text.replace(old, new, 1)
     path.write_text(text, encoding="utf-8")
 
 

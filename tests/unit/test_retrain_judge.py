@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from modelcycle.config.spec import RetrainingSpec
-from modelcycle.retraining.loop import RecentData, Verdict, judge, weighted
+from modelcycle.retraining.loop import RecentData, Verdict, judge
+from modelcycle.training.train import weighted
 
 
 def both(champion: float, challenger: float) -> dict[str, float]:

@@ -428,6 +428,23 @@ class AlertsSpec(_Section):
         return self
 
 
+class OODSpec(_Section):
+    """``[monitoring.ood]``: the out-of-distribution detector fitted at training."""
+
+    fpr: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="Share of training rows the multivariate score flags: its threshold.",
+    )
+    margin: float = Field(
+        default=0.1,
+        ge=0,
+        description="Numeric values count as out of range beyond the training range widened by "
+        "this share of it.",
+    )
+
+
 class MonitoringSpec(_Section):
     """``[monitoring]``: the monitoring runs: window, schedule, drift and alert thresholds."""
 
@@ -447,6 +464,7 @@ class MonitoringSpec(_Section):
     )
     drift: DriftSpec = Field(default_factory=DriftSpec)
     alerts: AlertsSpec = Field(default_factory=AlertsSpec)
+    ood: OODSpec = Field(default_factory=OODSpec)
 
     @field_validator("window", "every")
     @classmethod

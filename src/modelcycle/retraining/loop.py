@@ -225,17 +225,6 @@ def keep_copy(recent: RecentData, folder: Path) -> RecentData:
     return RecentData(recent.frame, recent.digest, str(path), recent.dropped)
 
 
-def weighted(frame: pd.DataFrame, weight: float, seed: int) -> pd.DataFrame:
-    """``frame`` with each row counted ``weight`` times on average (whole copies + a sample)."""
-    if frame.empty or weight == 1.0:
-        return frame
-    whole, part = divmod(weight, 1.0)
-    pieces = [frame] * int(whole)
-    if part > 0:
-        pieces.append(frame.sample(frac=part, random_state=seed))
-    return pd.concat(pieces, ignore_index=True)
-
-
 def retrain(
     project: Project,
     settings: Settings,
@@ -308,11 +297,7 @@ def retrain(
         result.details["recent_dropped"] = recent.dropped
         extra = None
         if len(train_rows):
-            extra = ExtraTraining(
-                weighted(train_rows, policy.recent_weight, spec.training.seed),
-                recent.source,
-                recent.digest,
-            )
+            extra = ExtraTraining(train_rows, recent.source, recent.digest, policy.recent_weight)
         options = TrainOptions(budget=chosen, register=False, extra=extra)
         stopped()
         outcome = train(project, settings, options, progress=watched)

@@ -67,6 +67,20 @@ class ExtraTraining:
     frame: pd.DataFrame
     source: str
     digest: str
+    weight: float = 1.0
+    """How much each row counts against an original one: resampled after cleaning, so
+    ``prepare``'s duplicate removal cannot undo it (see :func:`weighted`)."""
+
+
+def weighted(frame: pd.DataFrame, weight: float, seed: int) -> pd.DataFrame:
+    """``frame`` with each row counted ``weight`` times on average (whole copies + a sample)."""
+    if frame.empty or weight == 1.0:
+        return frame
+    whole, part = divmod(weight, 1.0)
+    pieces = [frame] * int(whole)
+    if part > 0:
+        pieces.append(frame.sample(frac=part, random_state=seed))
+    return pd.concat(pieces, ignore_index=True)
 
 
 @dataclass
@@ -233,9 +247,10 @@ def train(
             notes.append(f"{col.name}: {col.n_unique:,} levels, target-encoded")
     X = {k: v[inputs] for k, v in parts.parts().items()}  # noqa: N806
     y = {k: v[spec.target] for k, v in parts.parts().items()}
-    if extra is not None:
-        X["train"] = pd.concat([X["train"], extra[inputs]], ignore_index=True)
-        y["train"] = pd.concat([y["train"], extra[spec.target]], ignore_index=True)
+    if extra is not None and options.extra is not None:
+        counted = weighted(extra, options.extra.weight, spec.training.seed)
+        X["train"] = pd.concat([X["train"], counted[inputs]], ignore_index=True)
+        y["train"] = pd.concat([y["train"], counted[spec.target]], ignore_index=True)
     ctx = FitContext(
         schema=schema,
         task=task,
@@ -281,7 +296,14 @@ def train(
             frame, source=dataset.source, name=spec.name, digest=dataset.digest, target=spec.target
         )
         if options.extra is not None and extra is not None:
-            tracker.log_params({"extra_rows": len(extra), "extra_source": options.extra.source})
+            tracker.log_params(
+                {
+                    "extra_rows": len(extra),
+                    "extra_weight": options.extra.weight,
+                    "extra_rows_counted": len(weighted(extra, options.extra.weight, 0)),
+                    "extra_source": options.extra.source,
+                }
+            )
             tracker.log_dataset(
                 extra,
                 source=options.extra.source,
@@ -623,12 +645,5 @@ OOD_PARAMS = ("fpr", "margin")
 
 
 def _ood_params(spec: ProjectSpec) -> dict[str, Any]:
-    """The OOD detector's parameters from the spec's ``[monitoring.ood]`` section, if any.
-
-    Fields the spec does not set (or a spec without that section) keep the detector's documented
-    defaults: a 1 % target false-positive rate for the isolation score and a margin of 10 % of
-    the training range for numeric features.
-    """
-    section = getattr(getattr(spec, "monitoring", None), "ood", None)
-    values = {name: getattr(section, name, None) for name in OOD_PARAMS}
-    return {name: value for name, value in values.items() if value is not None}
+    """The OOD detector's parameters: the spec's ``[monitoring.ood]`` section."""
+    return {name: getattr(spec.monitoring.ood, name) for name in OOD_PARAMS}
