@@ -187,6 +187,15 @@ def test_bad_candidate_is_rolled_back_after_the_failure_limit(
     assert state(engine).failures == 1
     assert actions(engine)[-1] == "gate_failed"
 
+    # a second controller seconds later sees the same rows: the failure is not counted twice
+    same = evaluate(engine, T0 + timedelta(seconds=12))
+    assert same is not None
+    assert (same.kind, same.failed, same.failures) == ("hold", False, 1), same.reason
+    assert "fresh candidate requests" in same.reason
+    assert actions(engine)[-1] == "gate_failed"  # nothing recorded
+    write(engine, "1", "stable", 300, T0 + timedelta(seconds=12), seed=3)
+    write(engine, "2", "canary", 300, T0 + timedelta(seconds=12), seed=4, **bad)
+
     second = evaluate(engine, T0 + timedelta(seconds=20))
     assert second is not None
     assert (second.kind, second.failed) == ("rollback", True)
@@ -340,6 +349,11 @@ def test_run_rolls_back_a_broken_candidate_and_survives_errors(engine: Engine) -
     loop.start()
     try:
         deadline = time.monotonic() + 20
+        while state(engine).failures == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the next failure counts on fresh requests only
+        write(engine, "1", "stable", 300, now - timedelta(seconds=10), seed=3)
+        write(engine, "2", "canary", 300, now - timedelta(seconds=10), seed=4, errors=0.4)
         while state(engine).status != "rolled_back" and time.monotonic() < deadline:
             time.sleep(0.05)
     finally:

@@ -316,6 +316,10 @@ SHIFTED = window(arm("1", 4000), arm("2", 400, shift=150.0))
             0,
             "promoting",
         ),
+        # a failure counts again only on fresh evidence: a second controller looking at almost
+        # the same rows seconds later does not double-count (the window must grow as much again)
+        (ramp(0, failures=1, failed_requests=38), BROKEN, SOON, "hold", False, 1, "fresh"),
+        (ramp(0, failures=1, failed_requests=20), BROKEN, SOON, "rollback", True, 2, "rolled back"),
         # paused: nothing moves
         (ramp(0, paused=True), GOOD, LATER, "hold", False, 0, "paused"),
         (ramp(0, paused=True), BROKEN, LATER, "hold", False, 0, "resume"),

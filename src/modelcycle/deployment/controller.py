@@ -174,7 +174,8 @@ def _transition(
             state, actor=ACTOR, now=now, reason=reason, action="auto_rollback", gates=gates
         )
     new, event = st.hold(state, actor=ACTOR, reason=reason, failed=decision.failed, gates=gates)
-    return replace(new, failures=decision.failures), event
+    counted = decision.requests if decision.failed else state.failed_requests
+    return replace(new, failures=decision.failures, failed_requests=counted), event
 
 
 def _alert(conn: Connection, state: DeploymentState, decision: Decision) -> None:

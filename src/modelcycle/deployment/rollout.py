@@ -161,6 +161,7 @@ class Decision:
         gates: Every gate's outcome.
         failed: Whether a gate failed (a failed evaluation, counted towards the limit).
         failures: Failed evaluations in a row, this one included (0 when nothing failed).
+        requests: Candidate requests in the window when a failure was counted.
     """
 
     kind: DecisionKind
@@ -168,6 +169,7 @@ class Decision:
     gates: list[Gate] = field(default_factory=list)
     failed: bool = False
     failures: int = 0
+    requests: int = 0
 
     def gate_values(self) -> dict[str, dict[str, Any]]:
         """The gates by name, JSON-ready (for event and alert details)."""
@@ -207,8 +209,23 @@ def decide(
     gates = evaluate_gates(stats, policy)
     failing = [gate for gate in gates if gate.passed is False]
     if failing:
-        failures = state.failures + 1
         why = "; ".join(f"{gate.name}: {gate.detail}" for gate in failing)
+        fresh = stats.candidate.requests - state.failed_requests
+        needed = min(policy.min_requests, state.failed_requests)
+        if state.failures and fresh < needed:
+            # another controller (or an early re-evaluation) on nearly the same rows: a failure
+            # counts again only once the window has grown by as many candidate requests as it
+            # had (at most min_requests), so failure_limit means looks at more evidence
+            return Decision(
+                "hold",
+                f"{at} still failing ({why}); failure {state.failures} of "
+                f"{policy.failure_limit} counted, the next counts after {needed:,} fresh "
+                f"candidate requests ({fresh:,} so far)",
+                gates,
+                failures=state.failures,
+            )
+        failures = state.failures + 1
+        requests = stats.candidate.requests
         if failures >= policy.failure_limit:
             return Decision(
                 "rollback",
@@ -217,6 +234,7 @@ def decide(
                 gates,
                 failed=True,
                 failures=failures,
+                requests=requests,
             )
         return Decision(
             "hold",
@@ -224,6 +242,7 @@ def decide(
             gates,
             failed=True,
             failures=failures,
+            requests=requests,
         )
     requests = stats.candidate.requests
     elapsed = _elapsed(state, now)

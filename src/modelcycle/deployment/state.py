@@ -75,6 +75,8 @@ class DeploymentState:
         plan: The rollout plan in force.
         paused: A paused rollout keeps its weight but the controller does not move it.
         failures: Failed gate evaluations in a row.
+        failed_requests: Candidate requests in the step when the last failure was counted: the
+            next failure counts only on ``min_requests`` fresh requests beyond it.
         step_started_at: When the current step began.
         previous_version: The stable version before the last promotion (for rollback).
     """
@@ -91,6 +93,7 @@ class DeploymentState:
     plan: RolloutPlan = field(default_factory=RolloutPlan)
     paused: bool = False
     failures: int = 0
+    failed_requests: int = 0
     step_started_at: datetime | None = None
     previous_version: str | None = None
 
@@ -198,6 +201,7 @@ def start(
             plan=plan,
             paused=False,
             failures=0,
+            failed_requests=0,
             step_started_at=now,
             previous_version=state.stable_version,
         )
@@ -224,6 +228,7 @@ def start(
         plan=plan,
         paused=False,
         failures=0,
+        failed_requests=0,
         step_started_at=now,
     )
     why = reason or f"{strategy} of v{version} at {weight:g}%"
@@ -236,7 +241,14 @@ def advance(
     """Move a ramp to its next step (the caller promotes after the last one)."""
     _require_active(state, "advance")
     step = min(state.step + 1, len(state.plan.steps) - 1)
-    new = replace(state, step=step, weight=state.plan.steps[step], failures=0, step_started_at=now)
+    new = replace(
+        state,
+        step=step,
+        weight=state.plan.steps[step],
+        failures=0,
+        failed_requests=0,
+        step_started_at=now,
+    )
     return new, _event(state, new, "advance", actor, reason, {"gates": gates, "weight": new.weight})
 
 
@@ -268,6 +280,7 @@ def promote(
         status="promoted",
         paused=False,
         failures=0,
+        failed_requests=0,
         step_started_at=now,
         previous_version=state.stable_version,
     )
@@ -308,6 +321,7 @@ def rollback(
             status="rolled_back",
             paused=False,
             failures=0,
+            failed_requests=0,
             step_started_at=now,
         )
         why = reason or f"v{state.candidate_version} rolled back; v{state.stable_version} stays"
@@ -327,6 +341,7 @@ def rollback(
         status="rolled_back",
         paused=False,
         failures=0,
+        failed_requests=0,
         step_started_at=now,
         previous_version=state.stable_version,
     )
@@ -344,7 +359,7 @@ def pause(state: DeploymentState, *, actor: str) -> tuple[DeploymentState, Event
 def resume(state: DeploymentState, *, actor: str, now: datetime) -> tuple[DeploymentState, Event]:
     """Let the controller move a paused rollout again (the step's clock restarts)."""
     _require_active(state, "resume")
-    new = replace(state, paused=False, failures=0, step_started_at=now)
+    new = replace(state, paused=False, failures=0, failed_requests=0, step_started_at=now)
     return new, _event(state, new, "resume", actor, "resumed")
 
 
@@ -425,6 +440,7 @@ def load(conn: Connection, model_name: str) -> DeploymentState:
         plan=RolloutPlan(**{**plan, "steps": tuple(plan.get("steps", RolloutPlan.steps))}),
         paused=bool(extra.get("paused", False)),
         failures=int(extra.get("failures", 0)),
+        failed_requests=int(extra.get("failed_requests", 0)),
         step_started_at=_time(extra.get("step_started_at")),
         previous_version=extra.get("previous_version"),
     )
@@ -460,6 +476,7 @@ def commit(
             "plan": {**new.plan.__dict__, "steps": list(new.plan.steps)},
             "paused": new.paused,
             "failures": new.failures,
+            "failed_requests": new.failed_requests,
             "step_started_at": _iso(new.step_started_at),
             "previous_version": new.previous_version,
         },
