@@ -24,6 +24,7 @@ from modelcycle.data.records import LabelRecord
 from modelcycle.data.schema import FeatureSchema
 from modelcycle.errors import DataError
 from modelcycle.metrics import compute_metrics
+from modelcycle.monitoring.ood import OODDetector
 from modelcycle.registry.bundle import ModelBundle
 from modelcycle.registry.store import LoadedModel, load_model, register
 from modelcycle.serving.batch import (
@@ -83,6 +84,7 @@ def _bundle(name: str, frame: pd.DataFrame, target: str, drop: list[str], estima
         input_example=frame[features].head(5),
         threshold=0.5 if task == "classification" else None,
         classes=classes,
+        ood=OODDetector().fit(frame[features]),
     )
 
 
@@ -399,6 +401,11 @@ def test_log_writes_one_record_per_predicted_row(engine, tmp_path, rent_model, r
     first = logged.set_index("request_id").loc[f"{result.batch_id}-0", "features"]
     assert set(first) == set(rent_model.feature_names)
     assert first["area"] == pytest.approx(float(rent_rows.loc[0, "area"]))
+    # each row carries the model's OOD check, as a served row does
+    assert rent_model.ood is not None
+    checked = logged.set_index("request_id").loc[out["request_id"], "ood"]
+    expected = rent_model.ood.score(out[rent_model.feature_names]).records()
+    assert [c["flag"] for c in checked] == [e["flag"] for e in expected]
 
     # delayed labels join the logged predictions by the request ids in the output file
     labels = [

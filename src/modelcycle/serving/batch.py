@@ -327,9 +327,13 @@ def prediction_rows(
 ) -> list[dict[str, Any]]:
     """The prediction-log rows of a chunk, as :func:`~modelcycle.store.predictions.prediction_row`.
 
-    Built column-wise, then zipped into one dict per row (what ``executemany`` takes).
+    Built column-wise, then zipped into one dict per row (what ``executemany`` takes). Each row
+    carries the model's OOD check, as a served row does, so monitoring's OOD rate covers both.
     """
     features = _records(typed)
+    oods: list[Any] = [None] * len(typed)
+    if model.ood is not None:
+        oods = model.ood.score(typed[model.feature_names]).records()
     numbers, labels = _split_predictions(predicted["prediction"])
     proba_columns = [c for c in predicted.columns if str(c).startswith("proba_")]
     probabilities: list[Any] = [None] * len(typed)
@@ -352,12 +356,12 @@ def prediction_rows(
             "prediction_label": label,
             "probabilities": proba,
             "latency_ms": latency_ms,
-            "ood": None,
+            "ood": ood,
             "error": None,
             "record_id": rid,
         }
-        for rid, feats, number, label, proba in zip(
-            request_id, features, numbers, labels, probabilities, strict=True
+        for rid, feats, number, label, proba, ood in zip(
+            request_id, features, numbers, labels, probabilities, oods, strict=True
         )
     ]
 
