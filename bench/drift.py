@@ -38,8 +38,6 @@ flagged on the scenarios.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import gc
 import json
 import math
@@ -58,6 +56,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from _drift_anchors import release_and_reset_peak  # the anchors' script, beside this one
 
 ROOT = Path(__file__).resolve().parent.parent
 ANCHORS_PYTHON = ROOT / ".bench" / "anchors" / "bin" / "python"
@@ -249,24 +249,6 @@ def rss_mb(field_name: str) -> float:
         if line.startswith(f"{field_name}:"):
             return int(line.split()[1]) / 1024
     return math.nan
-
-
-def release_and_reset_peak() -> bool:
-    """Give freed memory back to the system, then reset ``VmHWM`` to the current RSS.
-
-    Without the release, a run could reuse pages freed by the loading and show no growth.
-    """
-    import pyarrow as pa
-
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    pa.default_memory_pool().release_unused()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def memory_run(kind: str, window: str, setup: Setup) -> dict[str, float]:
