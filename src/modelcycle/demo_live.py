@@ -21,7 +21,6 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -239,18 +238,12 @@ def _retrain(
     console: Console,
     budget: str,
 ) -> RetrainResult | None:
-    from modelcycle.registry.store import describe
     from modelcycle.retraining.console import render_retrain
-    from modelcycle.retraining.loop import retrain, retrain_state
-    from modelcycle.retraining.triggers import should_retrain
+    from modelcycle.retraining.loop import retrain, retrain_decision
     from modelcycle.training.console import TrainingProgress
 
-    name = project.spec.name
-    version = job.version()
-    created = describe(f"{name}/{version}", tracking_uri=job.tracking_uri).created
-    now = datetime.now(UTC)
-    state = retrain_state(engine, name, created, version=version, now=now)
-    decision = should_retrain(state, project.spec.retraining, now)
+    spec = project.spec
+    decision = retrain_decision(engine, spec.name, spec.retraining, job.tracking_uri)
     console.print(f"  trigger: {decision.reason}", highlight=False)
     if not decision.retrain:
         return None

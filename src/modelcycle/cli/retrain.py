@@ -40,31 +40,26 @@ def retrain(
     (let it finish, or `modelcycle rollout abort`) or another retrain runs. Ctrl+C stops it and
     records it as abandoned.
     """
-    from datetime import UTC, datetime
-
     from modelcycle.errors import ProjectError
-    from modelcycle.monitoring.jobs import MonitorJob
-    from modelcycle.registry.store import describe
+    from modelcycle.monitoring.jobs import serving_version
     from modelcycle.retraining.loop import retrain as run_retrain
-    from modelcycle.retraining.loop import retrain_state
-    from modelcycle.retraining.triggers import should_retrain
+    from modelcycle.retraining.loop import retrain_decision
     from modelcycle.training.console import TrainingProgress
 
     project = STATE.project()
     settings = STATE.settings()
     name = project.spec.name
     with migrated_store() as engine:
-        job = MonitorJob(engine, settings, project, name)
-        version = job.version()
-        created = describe(f"{name}/{version}", tracking_uri=job.tracking_uri).created
-        now = datetime.now(UTC)
-        state = retrain_state(engine, name, created, version=version, now=now, manual_reason=reason)
-        decision = should_retrain(state, project.spec.retraining, now)
+        uri = settings.mlflow_tracking_uri or ""
+        decision = retrain_decision(
+            engine, name, project.spec.retraining, uri, manual_reason=reason
+        )
         if not decision.retrain:
             raise ProjectError(
                 f"retrain blocked: {decision.reason}",
                 "clear what blocks it (the reason says what), then run it again",
             )
+        version = serving_version(engine, name, uri)
         console.print(f"Retraining {name} (serving v{version}): {reason}", highlight=False)
         try:
             with TrainingProgress(console) as progress:

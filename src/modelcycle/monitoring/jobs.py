@@ -63,19 +63,7 @@ class MonitorJob:
         Raises:
             RegistryError: No version is given, deployed or champion.
         """
-        if wanted:
-            return wanted
-        with self.engine.connect() as conn:
-            stable = conn.execute(
-                sa.select(deployments.c.stable_version).where(
-                    deployments.c.model_name == self.model_name
-                )
-            ).scalar()
-        if stable:
-            return str(stable)
-        from modelcycle.registry.store import resolve_version
-
-        return str(resolve_version(f"{self.model_name}@champion", tracking_uri=self.tracking_uri))
+        return wanted or serving_version(self.engine, self.model_name, self.tracking_uri)
 
     def model(self, version: str) -> LoadedModel:
         """The loaded version (from the cache after the first time)."""
@@ -94,6 +82,23 @@ class MonitorJob:
         from modelcycle.data.io import read_source
 
         return read_source(self.project.spec.data, self.project.root).frame
+
+
+def serving_version(engine: Engine, name: str, tracking_uri: str) -> str:
+    """The version answering callers: the deployment's stable version, else the champion.
+
+    Raises:
+        RegistryError: The model was never deployed and has no champion.
+    """
+    with engine.connect() as conn:
+        stable = conn.execute(
+            sa.select(deployments.c.stable_version).where(deployments.c.model_name == name)
+        ).scalar()
+    if stable:
+        return str(stable)
+    from modelcycle.registry.store import resolve_version
+
+    return str(resolve_version(f"{name}@champion", tracking_uri=tracking_uri))
 
 
 def run_job(

@@ -282,11 +282,8 @@ class _Accumulator:
         if self.reference.prediction is None:
             return None
         if self.model.task == "classification" and self.reference.prediction.kind == "numeric":
-            positive = str((self.model.classes or [None, None])[-1])
-            return [
-                (p or {}).get(positive, (p or {}).get(_int_key(positive)))
-                for p in ok["probabilities"].tolist()
-            ]
+            positive = str((self.model.classes or [None, None])[-1])  # JSON keys are text
+            return [(p or {}).get(positive) for p in ok["probabilities"].tolist()]
         return ok["prediction"].to_numpy()
 
     def _add_periods(
@@ -527,7 +524,3 @@ def _finite_dict(values: dict[str, float] | None) -> dict[str, float] | None:
     if values is None:
         return None
     return {name: v for name, value in values.items() if (v := _finite(value)) is not None}
-
-
-def _int_key(key: str) -> Any:
-    return int(key) if key.lstrip("-").isdigit() else key

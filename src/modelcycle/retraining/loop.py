@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,10 +42,15 @@ from modelcycle.config.spec import RetrainingSpec, parse_duration
 from modelcycle.deployment import state as st
 from modelcycle.errors import ConfigError, ModelcycleError
 from modelcycle.metrics import improvement
-from modelcycle.retraining.triggers import AlertInfo, RetrainState
+from modelcycle.retraining.triggers import (
+    AlertInfo,
+    RetrainDecision,
+    RetrainState,
+    should_retrain,
+)
 from modelcycle.store.alerts import list_alerts
 from modelcycle.store.predictions import expand_features, window
-from modelcycle.store.schema import deployment_events, deployments, labels, predictions
+from modelcycle.store.schema import deployment_events, labels, predictions
 
 if TYPE_CHECKING:
     from modelcycle.config.settings import Settings
@@ -330,14 +335,11 @@ def retrain(
 
 
 def _champion(engine: Engine, name: str, uri: str) -> LoadedModel:
-    """The version serving now: the deployment's stable version, else the champion."""
+    """The version serving now (the one a challenger must beat)."""
+    from modelcycle.monitoring.jobs import serving_version
     from modelcycle.registry.store import load_model
 
-    with engine.connect() as conn:
-        stable = conn.execute(
-            sa.select(deployments.c.stable_version).where(deployments.c.model_name == name)
-        ).scalar()
-    return load_model(f"{name}/{stable}" if stable else f"{name}@champion", tracking_uri=uri)
+    return load_model(f"{name}/{serving_version(engine, name, uri)}", tracking_uri=uri)
 
 
 def _compare(
@@ -446,6 +448,41 @@ def _event(
     )
     with engine.begin() as conn:
         st.record(conn, event)
+
+
+def retrain_decision(
+    engine: Engine,
+    name: str,
+    policy: RetrainingSpec,
+    tracking_uri: str,
+    *,
+    now: datetime | None = None,
+    manual_reason: str | None = None,
+    running: int = 0,
+) -> RetrainDecision:
+    """Whether to retrain ``name`` now: :func:`retrain_state` of the serving version, judged.
+
+    Args:
+        engine: The operational store.
+        name: The registered model.
+        policy: The ``[retraining]`` section.
+        tracking_uri: The registry (the serving version's training time).
+        now: The time of the decision.
+        manual_reason: A manual request's reason.
+        running: Retrains this process knows are running (its own thread), at least.
+    """
+    from modelcycle.monitoring.jobs import serving_version
+    from modelcycle.registry.store import describe
+
+    now = now or datetime.now(UTC)
+    version = serving_version(engine, name, tracking_uri)
+    created = describe(f"{name}/{version}", tracking_uri=tracking_uri).created
+    state = retrain_state(
+        engine, name, created, version=version, now=now, manual_reason=manual_reason
+    )
+    if running > state.running:
+        state = replace(state, running=running)
+    return should_retrain(state, policy, now)
 
 
 def retrain_state(

@@ -21,8 +21,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +31,8 @@ from loguru import logger
 from sqlalchemy.engine import Engine
 
 from modelcycle.config.spec import parse_duration
-from modelcycle.retraining.loop import RetrainResult, retrain, retrain_state
-from modelcycle.retraining.triggers import RetrainDecision, should_retrain
+from modelcycle.retraining.loop import RetrainResult, retrain, retrain_decision
+from modelcycle.retraining.triggers import RetrainDecision
 
 if TYPE_CHECKING:
     from modelcycle.config.settings import Settings
@@ -211,17 +211,11 @@ class Watcher:
 
     def decide(self, job: Any, now: datetime | None = None) -> RetrainDecision:
         """The retraining decision now (reads the store and the registry)."""
-        from modelcycle.registry.store import describe
-
-        now = now or datetime.now(UTC)
-        name = self.project.spec.name
-        version = job.version()
-        created = describe(f"{name}/{version}", tracking_uri=job.tracking_uri).created
-        state = retrain_state(self.engine, name, created, version=version, now=now)
         running = self._thread is not None and self._thread.is_alive()
-        if running:
-            state = replace(state, running=max(state.running, 1))
-        return should_retrain(state, self.project.spec.retraining, now)
+        spec = self.project.spec
+        return retrain_decision(
+            self.engine, spec.name, spec.retraining, job.tracking_uri, now=now, running=running
+        )
 
     def _maybe_retrain(self, job: Any, stop: threading.Event) -> None:
         decision = self.decide(job)
