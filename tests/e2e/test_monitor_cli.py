@@ -112,6 +112,7 @@ def test_a_failing_window_exits_1_for_schedulers(cli, project: Path) -> None:
         (("monitor", "run", "--window", "1h", "--last", "10"), "not both"),
         (("monitor", "run", "--window", "soon"), "duration"),
         (("alerts", "ack", "999"), "no alert with id 999"),
+        (("monitor", "watch", "--every", "0s"), "longer than 0"),
         (("monitor", "run", "--version", "7"), "7"),
     ],
 )

@@ -179,6 +179,8 @@ def test_resolve_window_refuses_unclear_requests() -> None:
         resolve_window(None, None)
     with pytest.raises(ValueError, match="duration"):
         resolve_window("soon", None)
+    with pytest.raises(ValueError, match="empty"):
+        resolve_window("0s", None)
     assert resolve_window("2h", None, now=NOW).since == NOW - timedelta(hours=2)
 
 

@@ -406,3 +406,9 @@ def test_bad_name_and_data_not_a_table_read_plainly() -> None:
     assert "pattern" not in str(bad_name.value)
     with pytest.raises(ConfigError, match=r"write \[data\]"):
         parse_spec('name = "x"\ntarget = "y"\ndata = "d.csv"\n')
+
+
+def test_a_monitoring_schedule_of_zero_is_refused_with_its_key() -> None:
+    with pytest.raises(ConfigError, match=r"monitoring\.every") as caught:
+        parse_spec(MINIMAL + '\n[monitoring]\nevery = "0s"\n')
+    assert "longer than 0" in str(caught.value)

@@ -146,6 +146,8 @@ def watch(
         seconds = parse_duration(every or spec.every)
     except ValueError as err:
         raise ConfigError(f"--every: {err}", "write it like 30s, 5m or 1h") from None
+    if seconds <= 0:
+        raise ConfigError("--every must be longer than 0", "write it like 30s, 5m or 1h")
     path = _report_path(report)
     with migrated_store() as engine:
         job = _job(engine, model)

@@ -469,7 +469,8 @@ class MonitoringSpec(_Section):
     @field_validator("window", "every")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} must be longer than 0, e.g. '5m'")
         return value
 
 

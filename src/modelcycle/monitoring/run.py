@@ -88,6 +88,8 @@ def resolve_window(window: str | None, last: int | None, now: datetime | None = 
         return Window(None, now, last, f"the newest {last:,} predictions")
     assert window is not None
     seconds = parse_duration(window)
+    if seconds <= 0:
+        raise ValueError(f"the window {window!r} is empty; give a duration such as '1h'")
     return Window(now - timedelta(seconds=seconds), now, None, f"the last {window}")
 
 
