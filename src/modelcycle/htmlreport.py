@@ -22,7 +22,9 @@ from __future__ import annotations
 import functools
 import html
 import math
+import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -407,10 +409,21 @@ class Page:
         )
 
     def write(self, path: Path | str) -> Path:
-        """Render the page to ``path`` (parent folders are created) and return the path."""
+        """Render the page to ``path`` and return the path.
+
+        Parent folders are created; the page goes through a temporary file in the same folder
+        and is renamed into place, so a reader (a browser reloading a report that ``watch``
+        rewrites) sees the old page or the new one, never a partial one.
+        """
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(self.render(), encoding="utf-8")
+        temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            temporary.write_text(self.render(), encoding="utf-8")
+            os.replace(temporary, target)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
         return target
 
 

@@ -24,8 +24,6 @@ browser never reads half a report. plotly is imported only when a page is built.
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -63,7 +61,7 @@ def write_report(
     """Write one monitoring run's report as a self-contained HTML page (works offline).
 
     Args:
-        report: The run's JSON report (``MonitoringReport.as_dict()``).
+        report: The run's JSON report (:func:`~modelcycle.monitoring.run.monitor`).
         path: Where to write the page; parent folders are created and the file is replaced
             atomically.
         history: The model's recent runs (rows of
@@ -73,7 +71,7 @@ def write_report(
     Returns:
         The path written.
     """
-    return write_atomic(report_page(report, history=history).render(), path)
+    return report_page(report, history=history).write(path)
 
 
 def report_page(
@@ -92,23 +90,6 @@ def report_page(
     if history is not None:
         _history(page.section("Across runs"), history)
     return page
-
-
-def write_atomic(text: str, path: Path) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, then rename it.
-
-    Readers see the old file or the new one, never a partial one. Parent folders are created.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with temporary.open("x", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ----------------------------------------------------------------------------- header
